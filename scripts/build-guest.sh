@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# build-guest.sh — build a tiny, real Linux guest for kvm-ferry end-to-end tests.
+#
+# Usage: scripts/build-guest.sh [OUTDIR]      (default: /var/cache/kvm-ferry/guest)
+#
+# Everything comes from Debian packages (no network downloads besides apt), so
+# the result is reproducible-ish and works on an offline mirror. Produces:
+#
+#   vmlinuz      Debian's stock amd64 kernel, extracted from the .deb (not installed)
+#   initrd.img   gzip'd newc cpio: static busybox + an /init that prints
+#                "kvm-ferry-counter <N> uptime <secs>" once a second to ttyS0;
+#                kernel arg ferry_busy=1 also starts a background CPU-burning loop
+#   guest.img    ~32 MiB raw FAT "superfloppy" with syslinux: BIOS-boots the above
+#   guest.qcow2  the same disk converted to qcow2
+#   guest.iso    isolinux CD (also isohybrid) booting the same kernel+initrd
+#   manifest.txt kernel package/version and sha256 of every artifact
+#
+# The guest needs no disk driver at all: everything runs from the initramfs, so
+# any of the boot media (disk, cdrom, direct kernel boot) behaves identically.
+#
+# Idempotent: if every artifact exists and is newer than this script, it exits
+# at once. A build happens in a staging dir inside OUTDIR and is moved into
+# place with rename(2); manifest.txt is removed first and written last, so it
+# acts as the "build complete" marker (a half-finished move is never trusted).
+
+set -euo pipefail
+
+readonly DEFAULT_OUTDIR=/var/cache/kvm-ferry/guest
+readonly IMG_SIZE_KIB=32768 # 32 MiB: kernel (~8 MiB) + initrd (~1 MiB) + slack
+readonly ARTIFACTS=(vmlinuz initrd.img guest.img guest.qcow2 guest.iso manifest.txt)
+# Debian packages this script needs on the build host (not in the guest).
+readonly BUILD_DEPS=(busybox-static cpio syslinux syslinux-common isolinux mtools
+	dosfstools xorriso qemu-utils)
+# Kernel command line shared by every boot path. console=ttyS0 puts kernel
+# messages and /dev/console on the first 16550 UART, which libvirt's
+# <serial> device is wired to.
+readonly KERNEL_ARGS="console=ttyS0"
+
+log() { printf 'build-guest: %s\n' "$*"; }
+die() {
+	printf 'build-guest: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+case "${1:-}" in
+-h | --help)
+	usage
+	exit 0
+	;;
+esac
+[[ $# -le 1 ]] || {
+	usage >&2
+	exit 2
+}
+
+OUTDIR=${1:-$DEFAULT_OUTDIR}
+# Absolute path of this script, so the freshness check does not depend on cwd.
+SCRIPT=$(readlink -f -- "${BASH_SOURCE[0]}")
+
+# --- fast path -------------------------------------------------------------
+# Only stat(2) calls here: this must stay well under a second because test
+# suites call it unconditionally before every run.
+all_fresh() {
+	local f
+	for f in "${ARTIFACTS[@]}"; do
+		[[ -s "$OUTDIR/$f" && "$OUTDIR/$f" -nt "$SCRIPT" ]] || return 1
+	done
+}
+if all_fresh; then
+	log "guest already built in $OUTDIR"
+	exit 0
+fi
+
+# --- build-host dependencies ------------------------------------------------
+is_installed() {
+	[[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == installed ]]
+}
+missing=()
+for p in "${BUILD_DEPS[@]}"; do
+	is_installed "$p" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	[[ $EUID -eq 0 ]] || die "missing packages (${missing[*]}) and not root to install them"
+	log "installing missing packages: ${missing[*]}"
+	# A fresh machine may have no package lists yet; refresh only on failure to
+	# keep the common path offline-friendly and fast.
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		"${missing[@]}"; then
+		log "install failed, running apt-get update and retrying"
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+			"${missing[@]}"
+	fi
+fi
+
+# Where Debian puts the boot loader bits (stable since syslinux 6 / bookworm).
+readonly ISOLINUX_BIN=/usr/lib/ISOLINUX/isolinux.bin
+readonly ISOHDPFX_BIN=/usr/lib/ISOLINUX/isohdpfx.bin
+readonly LDLINUX_C32=/usr/lib/syslinux/modules/bios/ldlinux.c32
+readonly BUSYBOX=/bin/busybox
+for f in "$ISOLINUX_BIN" "$ISOHDPFX_BIN" "$LDLINUX_C32" "$BUSYBOX"; do
+	[[ -f "$f" ]] || die "$f not found (package layout changed?)"
+done
+# busybox must be static: the initramfs contains no libc.
+# (`file` is optional; "static-pie linked" also counts.)
+if command -v file >/dev/null; then
+	[[ "$(LC_ALL=C file -b "$BUSYBOX")" == *static* ]] ||
+		die "$BUSYBOX is not statically linked (is busybox-static installed?)"
+fi
+
+# --- staging + locking ------------------------------------------------------
+mkdir -p -- "$OUTDIR"
+# libvirt's qemu user (libvirt-qemu) must be able to traverse into OUTDIR for
+# direct kernel boot and shared read-only media; the artifacts are not secret.
+chmod 0755 -- "$OUTDIR"
+# Serialise concurrent builders (parallel test workers) on one OUTDIR.
+exec 9>"$OUTDIR/.lock"
+flock 9
+# Another builder may have finished while we waited for the lock.
+if all_fresh; then
+	log "guest already built in $OUTDIR (by a concurrent run)"
+	exit 0
+fi
+# Leftovers of builds killed with SIGKILL (trap never ran); safe under the lock.
+rm -rf -- "$OUTDIR"/.build.*
+# Staging dir lives inside OUTDIR so the final mv is a same-filesystem rename.
+STAGE=$(mktemp -d "$OUTDIR/.build.XXXXXX")
+trap 'rm -rf -- "$STAGE"' EXIT
+log "building in $STAGE"
+
+# --- kernel -----------------------------------------------------------------
+# Resolve the concrete image package (e.g. linux-image-6.1.0-56-amd64) from the
+# metapackage's candidate version, rather than hard-coding an ABI number that
+# changes with every Debian point release / security update.
+resolve_kernel_pkg() {
+	apt-cache show --no-all-versions linux-image-amd64 2>/dev/null |
+		sed -n 's/^Depends: *\(linux-image-[^ ,]*\).*/\1/p' | head -n1
+}
+KPKG=$(resolve_kernel_pkg)
+if [[ -z "$KPKG" ]]; then
+	log "linux-image-amd64 unknown to apt, running apt-get update"
+	apt-get update
+	KPKG=$(resolve_kernel_pkg)
+fi
+[[ "$KPKG" =~ ^linux-image-[0-9][^[:space:]]*-amd64$ ]] ||
+	die "could not resolve kernel package from linux-image-amd64 (got '$KPKG')"
+
+log "downloading $KPKG (not installing it)"
+mkdir "$STAGE/deb"
+# APT::Sandbox::User=root: the staging dir is 0700 root, so apt's default
+# unprivileged _apt download user could not write into it.
+(cd "$STAGE/deb" && apt-get download -q -o APT::Sandbox::User=root "$KPKG")
+KDEB=$(find "$STAGE/deb" -maxdepth 1 -name "${KPKG}_*.deb" -print -quit)
+[[ -n "$KDEB" ]] || die "apt-get download produced no .deb for $KPKG"
+KVERSION=$(dpkg-deb -f "$KDEB" Version)
+
+# Only /boot is needed; wildcards avoid hard-coding the kernel release string.
+mkdir "$STAGE/kernel"
+dpkg-deb --fsys-tarfile "$KDEB" |
+	tar -x -C "$STAGE/kernel" --wildcards './boot/vmlinuz-*' './boot/config-*'
+KIMAGE=$(find "$STAGE/kernel/boot" -name 'vmlinuz-*' -print -quit)
+KCONFIG=$(find "$STAGE/kernel/boot" -name 'config-*' -print -quit)
+[[ -n "$KIMAGE" && -n "$KCONFIG" ]] || die "no vmlinuz/config in $KDEB"
+KRELEASE=${KIMAGE##*/vmlinuz-}
+
+# The guest loads no modules (the initramfs has none), so everything it needs
+# must be built in. Checking the shipped config turns a silent boot hang on a
+# future kernel into a clear build error.
+for opt in CONFIG_BLK_DEV_INITRD CONFIG_RD_GZIP CONFIG_DEVTMPFS CONFIG_PROC_FS \
+	CONFIG_SYSFS CONFIG_SERIAL_8250 CONFIG_SERIAL_8250_CONSOLE CONFIG_BINFMT_SCRIPT; do
+	grep -qx "$opt=y" "$KCONFIG" || die "$KPKG lacks built-in $opt"
+done
+install -m 0644 "$KIMAGE" "$STAGE/vmlinuz"
+log "kernel $KRELEASE ($KPKG $KVERSION)"
+
+# --- initramfs --------------------------------------------------------------
+log "creating initramfs from static busybox"
+ROOT="$STAGE/initramfs"
+mkdir -p "$ROOT"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,root}
+chmod 1777 "$ROOT/tmp"
+install -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
+# Create every applet symlink at build time, so /init can use plain command
+# names from its first line without a runtime `busybox --install`.
+while IFS= read -r applet; do
+	[[ "$applet" == bin/busybox || -e "$ROOT/$applet" ]] && continue
+	ln -s /bin/busybox "$ROOT/$applet"
+done < <("$BUSYBOX" --list-full)
+# The kernel opens /dev/console for init's stdio *before* /init can mount
+# devtmpfs. Debian kernels carry a built-in initramfs with that node, but make
+# our own when allowed (root, CAP_MKNOD) so we do not depend on it.
+mknod -m 0600 "$ROOT/dev/console" c 5 1 2>/dev/null ||
+	log "note: cannot mknod /dev/console (unprivileged?), relying on kernel's built-in one"
+
+cat >"$ROOT/init" <<'INIT'
+#!/bin/sh
+# kvm-ferry test guest init (PID 1). It must never exit: PID 1 exiting panics
+# the kernel. Prints "kvm-ferry-counter <N> uptime <secs>" once per second.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+# Re-open stdio on the real console now that devtmpfs is mounted. Guarded: a
+# failed redirection on `exec` would terminate this shell (and panic).
+if [ -c /dev/console ]; then
+	exec </dev/console >/dev/console 2>&1
+fi
+
+# Keep kernel printk from splicing into the middle of our counter lines on the
+# serial port (test harnesses parse them); dmesg is still in the ring buffer.
+dmesg -n 1 2>/dev/null
+
+# fd 3 = first UART, if it really exists (opening a phantom 8250 port gives
+# EIO). Probe in a subshell so a failure cannot kill PID 1.
+serial=0
+if (: >/dev/ttyS0) 2>/dev/null; then
+	exec 3>/dev/ttyS0
+	serial=1
+fi
+# Also write to /dev/console, unless /dev/console *is* ttyS0 (console=ttyS0):
+# in /proc/consoles the "C" flag marks the device behind /dev/console.
+console=1
+if [ "$serial" = 1 ] && awk '$1 == "ttyS0" && /\(.*C.*\)/ { f = 1 } END { exit !f }' /proc/consoles 2>/dev/null; then
+	console=0
+fi
+
+say() {
+	[ "$serial" = 1 ] && echo "$*" >&3
+	[ "$console" = 1 ] && echo "$*"
+	return 0
+}
+
+# Kernel args like ferry_busy=1 reach init as environment variables as well,
+# but /proc/cmdline is the authoritative source.
+busy=0
+case " $(cat /proc/cmdline) " in
+*" ferry_busy=1 "*) busy=1 ;;
+esac
+if [ "$busy" = 1 ]; then
+	# Burn one vCPU (for CPU-stats tests); the counter keeps running beside it.
+	while :; do :; done &
+fi
+say "kvm-ferry-guest init started kernel $(uname -r) busy=$busy"
+
+n=1
+while :; do
+	read -r up _ </proc/uptime
+	say "kvm-ferry-counter $n uptime $up"
+	n=$((n + 1))
+	sleep 1
+done
+INIT
+chmod 0755 "$ROOT/init"
+
+# Sorted, owner-independent, inode-independent archive so rebuilds of the same
+# inputs give the same bytes (gzip -n drops the timestamp).
+(cd "$ROOT" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
+	cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) |
+	gzip -9 -n >"$STAGE/initrd.img"
+chmod 0644 "$STAGE/initrd.img"
+
+# --- syslinux raw disk ------------------------------------------------------
+log "creating ${IMG_SIZE_KIB} KiB FAT disk with syslinux"
+# mtools otherwise rejects some geometries of plain image files.
+export MTOOLS_SKIP_CHECK=1
+# Unpartitioned FAT ("superfloppy"): SeaBIOS just runs sector 0, which
+# `syslinux --install` turns into its FAT boot sector. No partition table,
+# so no loop devices or offsets are needed anywhere.
+mkfs.fat -C -n KVMFERRY "$STAGE/guest.img" "$IMG_SIZE_KIB" >/dev/null
+syslinux --install "$STAGE/guest.img"
+# SERIAL: syslinux's own (empty) prompt goes to the UART too; TIMEOUT 0 +
+# PROMPT 0 boot the default label immediately.
+cat >"$STAGE/syslinux.cfg" <<EOF
+SERIAL 0 115200
+DEFAULT ferry
+PROMPT 0
+TIMEOUT 0
+LABEL ferry
+  KERNEL /vmlinuz
+  INITRD /initrd.img
+  APPEND $KERNEL_ARGS
+EOF
+mcopy -o -i "$STAGE/guest.img" "$STAGE/vmlinuz" "$STAGE/initrd.img" \
+	"$STAGE/syslinux.cfg" ::/
+chmod 0644 "$STAGE/guest.img"
+
+log "converting to qcow2"
+qemu-img convert -f raw -O qcow2 "$STAGE/guest.img" "$STAGE/guest.qcow2"
+chmod 0644 "$STAGE/guest.qcow2"
+
+# --- isolinux ISO -----------------------------------------------------------
+log "creating isolinux ISO"
+ISOROOT="$STAGE/iso"
+mkdir -p "$ISOROOT/isolinux"
+cp "$ISOLINUX_BIN" "$LDLINUX_C32" "$ISOROOT/isolinux/"
+cp "$STAGE/vmlinuz" "$STAGE/initrd.img" "$ISOROOT/"
+# Same config syntax (isolinux is syslinux); paths are relative to the ISO root.
+cp "$STAGE/syslinux.cfg" "$ISOROOT/isolinux/isolinux.cfg"
+# -isohybrid-mbr additionally makes the ISO bootable when attached as a disk
+# (harmless for CD boot, handy if a test hands the ISO to --import by mistake).
+xorriso -as mkisofs -quiet -o "$STAGE/guest.iso" -R -J -V KVMFERRY \
+	-isohybrid-mbr "$ISOHDPFX_BIN" \
+	-b isolinux/isolinux.bin -c isolinux/boot.cat \
+	-no-emul-boot -boot-load-size 4 -boot-info-table \
+	"$ISOROOT"
+chmod 0644 "$STAGE/guest.iso"
+
+# --- manifest ---------------------------------------------------------------
+log "writing manifest"
+{
+	echo "# kvm-ferry test guest, built by scripts/build-guest.sh"
+	echo "# verify: grep -E '^[0-9a-f]{64}  ' manifest.txt | sha256sum -c"
+	echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "kernel_package: $KPKG"
+	echo "kernel_version: $KVERSION"
+	echo "kernel_release: $KRELEASE"
+	echo "busybox_version: $(dpkg-query -W -f='${Version}' busybox-static)"
+	echo "kernel_args: $KERNEL_ARGS"
+	(cd "$STAGE" && sha256sum vmlinuz initrd.img guest.img guest.qcow2 guest.iso)
+} >"$STAGE/manifest.txt"
+chmod 0644 "$STAGE/manifest.txt"
+
+# --- publish ----------------------------------------------------------------
+# manifest.txt is the completion marker: drop the old one first, rename the
+# artifacts (atomic per file), and only then rename the new manifest in.
+rm -f -- "$OUTDIR/manifest.txt"
+for f in "${ARTIFACTS[@]}"; do
+	[[ "$f" == manifest.txt ]] && continue
+	mv -f -- "$STAGE/$f" "$OUTDIR/$f"
+done
+mv -f -- "$STAGE/manifest.txt" "$OUTDIR/manifest.txt"
+
+log "done: guest built in $OUTDIR"
+(cd "$OUTDIR" && ls -l -- "${ARTIFACTS[@]}")

@@ -1,0 +1,66 @@
+import express, { type ErrorRequestHandler } from 'express';
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import type { JobsRepository } from './adapters/db/jobs-repository.js';
+import type { JobRunner } from './services/job-runner.js';
+import type { LocalNode } from './services/local-node.js';
+import type { Logger } from './log.js';
+import { projectRoot } from './paths.js';
+import { apiRoutes } from './web/api-routes.js';
+import { pageRoutes } from './web/page-routes.js';
+import { apiErrorHandler, toAppError } from './web/error-handler.js';
+import { apiContentTypes, sameOriginOnly } from './web/guards.js';
+import { viewHelpers } from './web/view-helpers.js';
+
+export interface AppDeps {
+  config: Config;
+  node: LocalNode;
+  jobs: JobRunner;
+  jobsRepo: JobsRepository;
+  log: Logger;
+}
+
+const BODY_LIMIT = '64kb';
+
+/** Builds the Express app without listening, so tests drive it in-process. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  const root = projectRoot();
+  app.disable('x-powered-by');
+  app.set('views', join(root, 'views'));
+  app.set('view engine', 'ejs');
+  app.locals.h = viewHelpers;
+
+  app.use((_req, res, next) => {
+    res.set({
+      'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      'X-Frame-Options': 'DENY',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'same-origin',
+    });
+    next();
+  });
+  app.use('/static', express.static(join(root, 'public'), { maxAge: '1h', index: false }));
+
+  app.get('/healthz', async (_req, res) => {
+    const s = await deps.node.status();
+    res.status(s.status === 'up' ? 200 : 503).json({ ok: s.status === 'up', node: s.name, libvirt: s.status, ...(s.reason ? { reason: s.reason } : {}) });
+  });
+
+  app.use(sameOriginOnly);
+  app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
+  app.use('/api', apiRoutes(deps));
+  app.use('/api', apiErrorHandler(deps.log));
+
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
+  app.use(pageRoutes(deps));
+  app.use((_req, res) => {
+    res.status(404).render('error', { nodeName: deps.node.name, error: { message: 'This page does not exist.', detail: null } });
+  });
+  const pageErrors: ErrorRequestHandler = (err, _req, res, _next) => {
+    const e = toAppError(err, deps.log);
+    res.status(e.httpStatus).render('error', { nodeName: deps.node.name, error: e });
+  };
+  app.use(pageErrors);
+  return app;
+}

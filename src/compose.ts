@@ -1,0 +1,56 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import { openDatabase, type Db } from './adapters/db/database.js';
+import { JobsRepository } from './adapters/db/jobs-repository.js';
+import { LibvirtConnection } from './adapters/libvirt/connection.js';
+import { createCommandRunner, type CommandRecord } from './adapters/process/run-command.js';
+import { QemuImg } from './adapters/qemu-img/qemu-img.js';
+import { VirtInstall } from './adapters/virt-install/virt-install.js';
+import { Virsh } from './adapters/virsh/virsh.js';
+import { JobRunner } from './services/job-runner.js';
+import { LocalNode } from './services/local-node.js';
+import { realSleep } from './services/node-context.js';
+import type { Logger } from './log.js';
+import type { AppDeps } from './app.js';
+
+export interface Composed extends AppDeps {
+  db: Db;
+  close(): Promise<void>;
+}
+
+/** Builds every adapter and service from the config: shared by main.ts and the tests. */
+export function compose(config: Config, log: Logger, opts: { onCommand?: (r: CommandRecord) => void; sleep?: (ms: number) => Promise<void> } = {}): Composed {
+  for (const dir of [config.dataDir, config.imageDir, config.isoDir]) mkdirSync(dir, { recursive: true });
+  const db = openDatabase(join(config.dataDir, 'kvm-ferry.sqlite'));
+  const run = createCommandRunner((r) => {
+    log.debug('command', { file: r.file, args: r.args });
+    opts.onCommand?.(r);
+  });
+  const conn = new LibvirtConnection(config.libvirtUri);
+  const jobsRepo = new JobsRepository(db);
+  const jobs = new JobRunner(jobsRepo, log);
+  const node = new LocalNode({
+    config,
+    conn,
+    virsh: new Virsh(run, config.libvirtUri),
+    qemuImg: new QemuImg(run),
+    virtInstall: new VirtInstall(run, config.virtInstallTimeoutSec * 1000),
+    jobs,
+    log,
+    sleep: opts.sleep ?? realSleep,
+  });
+  return {
+    config,
+    node,
+    jobs,
+    jobsRepo,
+    log,
+    db,
+    async close() {
+      await jobs.drain();
+      await conn.close();
+      db.close();
+    },
+  };
+}

@@ -1,0 +1,190 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { isValidNodeName } from './domain/names.js';
+
+export interface PeerConfig {
+  name: string;
+  sshHost: string;
+  sshPort: number;
+  sshUser: string;
+  sshKeyFile: string;
+  /** Pinned SSH host key, "ssh-ed25519 AAAA…" as in known_hosts. */
+  hostKey: string;
+  /** Address the destination QEMU listens on for memory and disk data. */
+  dataAddress: string;
+  /** The peer's kvm-ferry URL, for links from this node's page. */
+  url?: string;
+}
+
+export type VirtType = 'auto' | 'kvm' | 'qemu';
+
+export interface Config {
+  nodeName: string;
+  libvirtUri: string;
+  listenHost: string;
+  listenPort: number;
+  dataDir: string;
+  imageDir: string;
+  isoDir: string;
+  virtType: VirtType;
+  /** "auto" (libvirt network "default" when active, else none), "none", "network:NAME" or "bridge:NAME". */
+  vmNetwork: string;
+  /** Serial console of new VMs is also logged here (pty + log file); null disables it. */
+  serialLogDir: string | null;
+  shutdownTimeoutSec: number;
+  virtInstallTimeoutSec: number;
+  peers: PeerConfig[];
+  /** Where the config came from, for the log line at start-up. */
+  source: string;
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/kvm-ferry/config.yaml';
+
+export class ConfigError extends Error {
+  constructor(readonly key: string, message: string) {
+    super(`config: ${key}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function defaultConfig(): Config {
+  return {
+    nodeName: sanitizeHostname(hostname()),
+    libvirtUri: 'qemu:///system',
+    listenHost: '127.0.0.1',
+    listenPort: 8080,
+    dataDir: '/var/lib/kvm-ferry',
+    imageDir: '/var/lib/libvirt/images',
+    isoDir: '/var/lib/kvm-ferry/iso',
+    virtType: 'auto',
+    vmNetwork: 'auto',
+    serialLogDir: '/var/log/libvirt/qemu',
+    shutdownTimeoutSec: 120,
+    virtInstallTimeoutSec: 600,
+    peers: [],
+    source: 'embedded default',
+  };
+}
+
+function sanitizeHostname(h: string): string {
+  const short = h.split('.')[0] ?? 'node';
+  const cleaned = short.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
+  return cleaned || 'node';
+}
+
+/** KVM_FERRY_CONFIG names the file; else /etc/kvm-ferry/config.yaml if present; else the embedded default. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const path = env.KVM_FERRY_CONFIG ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
+  if (!path) return defaultConfig();
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError('KVM_FERRY_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError('(file)', `${path} is not valid YAML: ${(e as Error).message}`);
+  }
+  return { ...parseConfig(raw ?? {}), source: path };
+}
+
+const KEYS = new Set<string>([
+  'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'virtInstallTimeoutSec', 'peers',
+]);
+const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url']);
+
+export function parseConfig(raw: unknown): Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('(file)', 'must be a mapping of keys to values');
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) if (!KEYS.has(k)) throw new ConfigError(k, `unknown key (known keys: ${[...KEYS].join(', ')})`);
+  const d = defaultConfig();
+  const cfg: Config = {
+    nodeName: str(obj, 'nodeName', d.nodeName),
+    libvirtUri: str(obj, 'libvirtUri', d.libvirtUri),
+    listenHost: str(obj, 'listenHost', d.listenHost),
+    listenPort: int(obj, 'listenPort', d.listenPort, 1, 65535),
+    dataDir: absPath(obj, 'dataDir', d.dataDir),
+    imageDir: absPath(obj, 'imageDir', d.imageDir),
+    isoDir: absPath(obj, 'isoDir', d.isoDir),
+    virtType: oneOf(obj, 'virtType', d.virtType, ['auto', 'kvm', 'qemu'] as const),
+    vmNetwork: str(obj, 'vmNetwork', d.vmNetwork),
+    serialLogDir: obj.serialLogDir === 'none' ? null : absPath(obj, 'serialLogDir', d.serialLogDir ?? '/var/log/libvirt/qemu'),
+    shutdownTimeoutSec: int(obj, 'shutdownTimeoutSec', d.shutdownTimeoutSec, 1, 3600),
+    virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
+    peers: peers(obj.peers),
+    source: 'file',
+  };
+  if (!isValidNodeName(cfg.nodeName)) throw new ConfigError('nodeName', 'must be 1–63 letters, digits, dot, dash or underscore');
+  if (!/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(cfg.libvirtUri)) throw new ConfigError('libvirtUri', `"${cfg.libvirtUri}" is not a libvirt URI like qemu:///system`);
+  if (!/^(auto|none|network:[A-Za-z0-9._-]+|bridge:[A-Za-z0-9._-]+)$/.test(cfg.vmNetwork)) {
+    throw new ConfigError('vmNetwork', 'must be auto, none, network:NAME or bridge:NAME');
+  }
+  const names = new Set([cfg.nodeName]);
+  for (const p of cfg.peers) {
+    if (names.has(p.name)) throw new ConfigError('peers', `node name "${p.name}" appears twice`);
+    names.add(p.name);
+  }
+  return cfg;
+}
+
+function str(o: Record<string, unknown>, key: string, fallback: string): string {
+  const v = o[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'string' || v.trim() === '') throw new ConfigError(key, 'must be a non-empty string');
+  return v.trim();
+}
+
+function absPath(o: Record<string, unknown>, key: string, fallback: string): string {
+  const v = str(o, key, fallback);
+  if (!isAbsolute(v)) throw new ConfigError(key, `must be an absolute path, got "${v}"`);
+  return v.replace(/\/+$/, '') || '/';
+}
+
+function int(o: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const v = o[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(key, `must be a whole number from ${min} to ${max}`);
+  return v;
+}
+
+function oneOf<T extends string>(o: Record<string, unknown>, key: string, fallback: T, choices: readonly T[]): T {
+  const v = o[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) throw new ConfigError(key, `must be one of ${choices.join(', ')}`);
+  return v as T;
+}
+
+function peers(raw: unknown): PeerConfig[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('peers', 'must be a list');
+  return raw.map((p, i) => {
+    const key = `peers[${i}]`;
+    if (typeof p !== 'object' || p === null) throw new ConfigError(key, 'must be a mapping');
+    const o = p as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!PEER_KEYS.has(k)) throw new ConfigError(`${key}.${k}`, 'unknown key');
+    const name = str(o, 'name', '');
+    if (!isValidNodeName(name)) throw new ConfigError(`${key}.name`, 'must be a valid node name');
+    const need = (k: string) => {
+      const v = str(o, k, '');
+      if (!v) throw new ConfigError(`${key}.${k}`, 'is required');
+      return v;
+    };
+    const peer: PeerConfig = {
+      name,
+      sshHost: need('sshHost'),
+      sshPort: int(o, 'sshPort', 22, 1, 65535),
+      sshUser: str(o, 'sshUser', 'root'),
+      sshKeyFile: need('sshKeyFile'),
+      hostKey: need('hostKey'),
+      dataAddress: need('dataAddress'),
+    };
+    if (o.url !== undefined) peer.url = str(o, 'url', '');
+    return peer;
+  });
+}

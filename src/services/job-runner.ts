@@ -1,0 +1,108 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { AppError, describeError, isAppError } from '../errors.js';
+import type { Job, JobKind } from '../domain/job.js';
+import { JobsRepository, VmBusyError } from '../adapters/db/jobs-repository.js';
+import type { Logger } from '../log.js';
+
+export interface JobContext {
+  job: Job;
+  progress(progress: Record<string, unknown>, message?: string): void;
+  /** Facts that must survive a failure (e.g. "disk created"), so cleanup and audit see them. */
+  record(result: Record<string, unknown>): void;
+}
+
+export interface JobOutcome {
+  message: string;
+  result?: Record<string, unknown>;
+}
+
+export interface JobRequest {
+  kind: JobKind;
+  node: string;
+  vm: string | null;
+  user: string | null;
+  params: Record<string, unknown>;
+  message: string;
+}
+
+/**
+ * Runs long work outside the HTTP request and records what really happened.
+ * Emits 'update' with the job after every change, for event streams.
+ */
+export class JobRunner extends EventEmitter {
+  private readonly inFlight = new Map<number, Promise<Job>>();
+
+  constructor(private readonly repo: JobsRepository, private readonly log: Logger) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Starts the job row (409 if the VM is busy) and runs `work` in the background. */
+  submit(req: JobRequest, work: (ctx: JobContext) => Promise<JobOutcome>): Job {
+    let job: Job;
+    try {
+      job = this.repo.start(req);
+    } catch (e) {
+      if (e instanceof VmBusyError) {
+        throw new AppError('VM_BUSY', `VM ${req.vm} is busy with job #${e.runningJob.id} (${e.runningJob.kind}); wait for it to finish.`);
+      }
+      throw e;
+    }
+    this.emit('update', job);
+    const ctx: JobContext = {
+      job,
+      progress: (p, m) => {
+        this.repo.setProgress(job.id, p, m);
+        this.emit('update', this.repo.get(job.id));
+      },
+      record: (r) => this.repo.mergeResult(job.id, r),
+    };
+    const done = this.execute(job, ctx, work);
+    this.inFlight.set(job.id, done);
+    void done.finally(() => this.inFlight.delete(job.id));
+    return job;
+  }
+
+  private async execute(job: Job, ctx: JobContext, work: (ctx: JobContext) => Promise<JobOutcome>): Promise<Job> {
+    let finished: Job;
+    try {
+      const outcome = await work(ctx);
+      finished = this.repo.finish(job.id, 'ok', outcome.message, null, outcome.result ?? null);
+    } catch (e) {
+      if (isAppError(e)) {
+        finished = this.repo.finish(job.id, 'failed', e.message, e.detail ?? null);
+      } else {
+        const ref = randomUUID().slice(0, 8);
+        this.log.error('job crashed', { jobId: job.id, ref, error: describeError(e), stack: (e as Error)?.stack });
+        finished = this.repo.finish(job.id, 'failed', `Unexpected error in kvm-ferry (reference ${ref}); see the manager's log.`, describeError(e));
+      }
+    }
+    this.log.info('job finished', { jobId: job.id, kind: job.kind, vm: job.vm, state: finished.state, message: finished.message });
+    this.emit('update', finished);
+    return finished;
+  }
+
+  /** Resolves with the job once it is no longer running, or as it is after `timeoutMs`. */
+  async waitFor(id: number, timeoutMs: number): Promise<Job | null> {
+    const p = this.inFlight.get(id);
+    if (p) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([p, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    return this.repo.get(id);
+  }
+
+  /** Jobs left "running" by a previous process cannot still be running in this one. */
+  failOrphans(): Job[] {
+    const orphans = this.repo.running().filter((j) => !this.inFlight.has(j.id));
+    return orphans.map((j) =>
+      this.repo.finish(j.id, 'failed', `Interrupted: kvm-ferry restarted while this ${j.kind} was running; check the VM's state and retry.`),
+    );
+  }
+
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+}

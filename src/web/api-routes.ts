@@ -1,0 +1,90 @@
+import { Router, type Request } from 'express';
+import { AppError } from '../errors.js';
+import type { AppDeps } from '../app.js';
+import { requireInt } from '../domain/numbers.js';
+import { bodyOf, queryOf, requestUser } from './request-context.js';
+import type { Job } from '../domain/job.js';
+
+const MAX_WAIT_SEC = 600;
+
+/** JSON API for scripts: the same use cases as the page, same validation, same jobs. */
+export function apiRoutes(deps: AppDeps): Router {
+  const r = Router();
+  const { node, jobsRepo, jobs } = deps;
+
+  const local = (req: Request) => {
+    if (req.params.node !== node.name) {
+      throw new AppError('NODE_NOT_FOUND', `Node ${String(req.params.node)} is not known to this manager.`);
+    }
+    return node;
+  };
+
+  /** `?wait=N` lets a script block up to N s for the job to finish instead of polling. */
+  const accepted = async (req: Request, job: Job) => {
+    const wait = queryOf(req).wait;
+    if (wait === undefined) return job;
+    const sec = requireInt('wait', wait, 0, MAX_WAIT_SEC, 'wait');
+    return (await jobs.waitFor(job.id, sec * 1000)) ?? job;
+  };
+
+  const sendJob = async (req: Request, res: import('express').Response, job: Job) => {
+    const j = await accepted(req, job);
+    res.status(j.state === 'running' ? 202 : 200).location(`/api/jobs/${j.id}`).json({ job: j });
+  };
+
+  r.get('/nodes', async (_req, res) => {
+    res.json([await node.status()]);
+  });
+
+  r.get('/nodes/:node/vms', async (req, res) => {
+    res.json(await local(req).inventory.list());
+  });
+
+  r.get('/nodes/:node/create-options', async (req, res) => {
+    const o = await local(req).facts.createOptions();
+    res.json({ ...o, limits: { ...o.limits, osVariants: undefined } });
+  });
+
+  r.get('/nodes/:node/vms/:vm', async (req, res) => {
+    res.json(await local(req).inventory.get(String(req.params.vm)));
+  });
+
+  r.post('/nodes/:node/vms', async (req, res) => {
+    const job = await local(req).creator.request(bodyOf(req), requestUser(req));
+    await sendJob(req, res, job);
+  });
+
+  r.post('/nodes/:node/vms/:vm/start', async (req, res) => {
+    await sendJob(req, res, await local(req).power.start(req.params.vm, requestUser(req)));
+  });
+
+  r.post('/nodes/:node/vms/:vm/shutdown', async (req, res) => {
+    await sendJob(req, res, await local(req).power.shutdown(req.params.vm, bodyOf(req), requestUser(req)));
+  });
+
+  r.post('/nodes/:node/vms/:vm/poweroff', async (req, res) => {
+    await sendJob(req, res, await local(req).power.poweroff(req.params.vm, requestUser(req)));
+  });
+
+  r.delete('/nodes/:node/vms/:vm', async (req, res) => {
+    await sendJob(req, res, await local(req).power.delete(req.params.vm, queryOf(req), requestUser(req)));
+  });
+
+  r.get('/jobs', (req, res) => {
+    const q = queryOf(req);
+    const limit = q.limit === undefined ? 50 : requireInt('limit', q.limit, 1, 500, 'limit');
+    const vm = typeof q.vm === 'string' ? q.vm : undefined;
+    res.json(jobsRepo.recent(limit, vm ? { vm } : {}));
+  });
+
+  r.get('/jobs/:id', async (req, res) => {
+    const id = requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id');
+    const wait = queryOf(req).wait;
+    const job = wait === undefined ? jobsRepo.get(id) : await jobs.waitFor(id, requireInt('wait', wait, 0, MAX_WAIT_SEC, 'wait') * 1000);
+    if (!job) throw new AppError('JOB_NOT_FOUND', `Job ${id} does not exist.`);
+    res.json(job);
+  });
+
+  r.use((_req, _res, next) => next(new AppError('NOT_FOUND', 'No such API endpoint.')));
+  return r;
+}

@@ -1,0 +1,45 @@
+import type { NextFunction, Request, Response } from 'express';
+import { AppError } from '../errors.js';
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Browsers resend cached basic-auth credentials on cross-site requests, so a state
+ * change must come from this origin: Sec-Fetch-Site when the browser sends it,
+ * else Origin against Host. Scripts (curl) send neither and pass.
+ */
+export function sameOriginOnly(req: Request, _res: Response, next: NextFunction): void {
+  if (!UNSAFE.has(req.method)) return next();
+  const site = req.get('sec-fetch-site');
+  if (site && site !== 'same-origin' && site !== 'none') {
+    return next(new AppError('CSRF_REJECTED', 'Refused a cross-site request; use kvm-ferry from its own page.'));
+  }
+  const origin = req.get('origin');
+  if (origin && origin !== 'null') {
+    let host: string;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      return next(new AppError('CSRF_REJECTED', 'Refused a request with a malformed Origin header.'));
+    }
+    const expected = req.get('x-forwarded-host') && isProxied(req) ? req.get('x-forwarded-host') : req.get('host');
+    if (host !== expected) return next(new AppError('CSRF_REJECTED', 'Refused a cross-site request; use kvm-ferry from its own page.'));
+  } else if (origin === 'null') {
+    return next(new AppError('CSRF_REJECTED', 'Refused a request from an opaque origin.'));
+  }
+  next();
+}
+
+function isProxied(req: Request): boolean {
+  const a = req.socket.remoteAddress ?? '';
+  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
+}
+
+/** API bodies are JSON or form-encoded; anything else is refused before parsing. */
+export function apiContentTypes(req: Request, _res: Response, next: NextFunction): void {
+  const hasBody = Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined;
+  if (UNSAFE.has(req.method) && hasBody && !req.is(['application/json', 'application/x-www-form-urlencoded'])) {
+    return next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json.'));
+  }
+  next();
+}

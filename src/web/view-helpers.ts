@@ -1,0 +1,31 @@
+import { VM_STATE_LABELS, isActive, type VmState } from '../domain/vm.js';
+import { JOB_KIND_LABELS, type JobKind } from '../domain/job.js';
+
+/** Formatting used by the EJS views; views never compute, they only print. */
+export const viewHelpers = {
+  stateLabel: (s: VmState) => VM_STATE_LABELS[s],
+  isActive,
+  kindLabel: (k: JobKind) => JOB_KIND_LABELS[k] ?? k,
+  bytes(n: number | null | undefined): string {
+    if (n === null || n === undefined) return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+  },
+  mib(n: number): string {
+    return n >= 1024 && n % 1024 === 0 ? `${n / 1024} GiB` : `${n} MiB`;
+  },
+  time(iso: string | null): string {
+    if (!iso) return '';
+    return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  },
+  duration(ms: number | null): string {
+    if (ms === null) return '';
+    return ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+  },
+};
