@@ -15,6 +15,16 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // Debian's /usr/bin/chromium driven by playwright-core: one browser at a time.
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
