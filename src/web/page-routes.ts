@@ -42,8 +42,12 @@ export function pageRoutes(deps: AppDeps): Router {
     });
   }
 
-  /** After a POST: redirect so a reload does not repeat the action; the job shows at the top. */
-  const afterAction = (res: Response, job: Job) => res.redirect(303, `/?job=${job.id}#job`);
+  /**
+   * After a POST: redirect so a reload does not repeat the action; the job shows at the top.
+   * No `#job` fragment: a meta refresh re-targets the current URL, and with a fragment
+   * browsers treat that as a same-document scroll, so the page would never refresh.
+   */
+  const afterAction = (res: Response, job: Job) => res.redirect(303, `/?job=${job.id}`);
 
   const onFormError = async (req: Request, res: Response, e: unknown, form?: Record<string, unknown>) => {
     const err = toAppError(e, log);

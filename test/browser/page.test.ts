@@ -23,7 +23,7 @@ let context: BrowserContext | null = null;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     // Never skip: a missing browser must turn the suite red.
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium package. Run scripts/install-pkgs.sh (as root), then rerun.`);
+    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium package. Run scripts/install-pkgs.sh --test (as root; it installs chromium), then rerun.`);
   }
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -128,7 +128,7 @@ describe('the VM page in chromium', () => {
     await form.getByLabel('After creating').selectOption({ label: 'leave it off' });
     const created = await submitAndFinishJob(page, () => form.getByRole('button', { name: 'Create VM' }).click());
     expect(created.message).toContain('VM web-01 created.');
-    expect(page.url()).toMatch(/\/\?job=\d+#job$/);
+    expect(page.url()).toMatch(/\/\?job=\d+$/);
     const disk = join(f.imageDir, 'web-01.qcow2');
     expect(existsSync(disk)).toBe(true);
     await expect(stateOf(page, 'web-01')).resolves.toBe('Shut off');
