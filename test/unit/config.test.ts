@@ -46,6 +46,13 @@ describe('config', () => {
     expect(() => parseConfig({ peers: [peer] })).toThrow(/appears twice/);
   });
 
+  it('accepts the documented example file, whose values are the defaults', () => {
+    const c = loadConfig({ KVM_FERRY_CONFIG: join(__dirname, '../../config/kvm-ferry.example.yaml') });
+    const { source: _s, nodeName: _n, ...rest } = c;
+    const { source: _d, nodeName: _dn, ...defaults } = defaultConfig();
+    expect(rest).toEqual(defaults);
+  });
+
   it('reports unreadable and invalid files clearly', () => {
     expect(() => loadConfig({ KVM_FERRY_CONFIG: '/nonexistent/kf.yaml' })).toThrow(/cannot read/);
     const dir = mkdtempSync(join(tmpdir(), 'kf-cfg-'));
