@@ -29,6 +29,8 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('views', join(root, 'views'));
   app.set('view engine', 'ejs');
+  // Templates ship with the release; recompiling them per request cost ~30% of a page render.
+  app.set('view cache', true);
   app.locals.h = viewHelpers;
 
   app.use((_req, res, next) => {
