@@ -18,6 +18,17 @@
 # The guest needs no disk driver at all: everything runs from the initramfs, so
 # any of the boot media (disk, cdrom, direct kernel boot) behaves identically.
 #
+# Guest RAM: the stock Debian kernel alone reserves ~57 MiB, so the guest needs
+# at least 84 MiB (measured with kernel 6.1.0-56, TCG); 83 MiB panics "System is
+# deadlocked on memory", 64-72 MiB hangs silently in firmware/syslinux with no
+# kernel output at all. Use 96 MiB or more in tests.
+#
+# libvirt's dynamic_ownership chowns these files to libvirt-qemu while a guest
+# uses them (and never chowns read-only media such as the ISO back). Tests
+# that need a *writable* disk should boot a qcow2 overlay
+# (qemu-img create -f qcow2 -F qcow2 -b OUTDIR/guest.qcow2 ...) rather than
+# the shared artifact itself.
+#
 # Idempotent: if every artifact exists and is newer than this script, it exits
 # at once. A build happens in a staging dir inside OUTDIR and is moved into
 # place with rename(2); manifest.txt is removed first and written last, so it
@@ -88,11 +99,11 @@ if ((${#missing[@]})); then
 	log "installing missing packages: ${missing[*]}"
 	# A fresh machine may have no package lists yet; refresh only on failure to
 	# keep the common path offline-friendly and fast.
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
 		"${missing[@]}"; then
 		log "install failed, running apt-get update and retrying"
 		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		DEBIAN_FRONTEND=noninteractive apt-get install -q -y --no-install-recommends \
 			"${missing[@]}"
 	fi
 fi
@@ -256,8 +267,10 @@ done
 INIT
 chmod 0755 "$ROOT/init"
 
-# Sorted, owner-independent, inode-independent archive so rebuilds of the same
-# inputs give the same bytes (gzip -n drops the timestamp).
+# Sorted, owner-, inode- and mtime-independent archive so rebuilds from the same
+# packages give a byte-identical initrd (gzip -n drops the gzip timestamp).
+# (The disk images are not byte-reproducible: FAT volume id and timestamps.)
+find "$ROOT" -exec touch -h -d "@${SOURCE_DATE_EPOCH:-0}" {} +
 (cd "$ROOT" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
 	cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) |
 	gzip -9 -n >"$STAGE/initrd.img"
@@ -302,11 +315,15 @@ cp "$STAGE/vmlinuz" "$STAGE/initrd.img" "$ISOROOT/"
 cp "$STAGE/syslinux.cfg" "$ISOROOT/isolinux/isolinux.cfg"
 # -isohybrid-mbr additionally makes the ISO bootable when attached as a disk
 # (harmless for CD boot, handy if a test hands the ISO to --import by mistake).
-xorriso -as mkisofs -quiet -o "$STAGE/guest.iso" -R -J -V KVMFERRY \
+# xorriso always prints a banner on stderr; keep it only if something fails.
+if ! xorriso -as mkisofs -quiet -o "$STAGE/guest.iso" -R -J -V KVMFERRY \
 	-isohybrid-mbr "$ISOHDPFX_BIN" \
 	-b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table \
-	"$ISOROOT"
+	"$ISOROOT" 2>"$STAGE/xorriso.log"; then
+	cat "$STAGE/xorriso.log" >&2
+	die "xorriso failed"
+fi
 chmod 0644 "$STAGE/guest.iso"
 
 # --- manifest ---------------------------------------------------------------

@@ -83,6 +83,15 @@ else
   touch "$build_stamp"
 fi
 
+# Without udev (containers) /dev/kvm stays root:root 0600. libvirtd then finds KVM
+# "not available" to the qemu user on every call and re-probes QEMU's capabilities
+# each time (seconds per call, minutes under load). Debian's udev rule sets root:kvm 0660.
+if [ -c /dev/kvm ] && [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ] && getent group kvm >/dev/null; then
+  say "giving /dev/kvm the group and mode udev would (root:kvm 0660)"
+  chgrp kvm /dev/kvm
+  chmod 0660 /dev/kvm
+fi
+
 # libvirt daemons: systemd where it runs, started directly where it does not (containers).
 if [ -d /run/systemd/system ]; then
   for unit in virtlogd.socket libvirtd.service; do

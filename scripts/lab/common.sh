@@ -1,0 +1,132 @@
+# scripts/lab/common.sh — names, paths and helpers shared by the lab commands.
+# Sourced by scripts/lab.sh (which sets -euo pipefail); defines, runs nothing.
+
+# Runtime records (PIDs, "this lab is up") live in /run so a reboot forgets them;
+# node state (configs, keys, private dirs bound into the nodes) in /var/lib.
+readonly LAB_RUN=/run/kvm-ferry-lab
+readonly LAB_STATE=/var/lib/kvm-ferry-lab
+readonly LAB_KEY=$LAB_STATE/id_ed25519
+readonly LAB_KNOWN_HOSTS=$LAB_STATE/known_hosts
+# The bridge lives in its own "switch" namespace, not in the root namespace: the
+# root namespace's firewall, br_netfilter and routing (and the host's own test
+# VMs) are then neither touched by nor able to disturb the lab. The root
+# namespace only gets one veth ("uplink") with 10.77.0.1 so tests and curl can
+# reach the nodes' managers directly.
+readonly SW_NS=kflab-sw
+readonly BRIDGE=kflab0
+readonly HOST_IF=kflab-host
+readonly HOST_ADDR=10.77.0.1
+readonly LAB_NET=10.77.0
+readonly MAX_NODES=5
+readonly LETTERS=(a b c d e)
+readonly MANAGER_PORT=8080
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROJECT_DIR=$(cd "$LAB_DIR/../.." && pwd)
+readonly LAB_DIR PROJECT_DIR
+# Daemons started inside a node get a clean environment: whatever the caller
+# (vitest, a developer shell) has exported — LIBVIRT_DEFAULT_URI, SSH_AUTH_SOCK —
+# must not leak into a node's libvirtd or sshd.
+readonly CLEAN_ENV=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() {
+	printf 'lab: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# lab-a → a, kflab-a, 10.77.0.11; node index i (1-based) → lab-<letter i>.
+node_name() { printf 'lab-%s' "${LETTERS[$(($1 - 1))]}"; }
+node_letter() { printf '%s' "${1#lab-}"; }
+node_ns() { printf 'kflab-%s' "$(node_letter "$1")"; }
+node_port() { printf 'port-%s' "$(node_letter "$1")"; } # its veth end on the bridge
+node_index() {
+	local l i
+	l=$(node_letter "$1")
+	for i in "${!LETTERS[@]}"; do [[ ${LETTERS[$i]} == "$l" ]] && { echo $((i + 1)); return 0; }; done
+	return 1
+}
+node_addr() { printf '%s.%d' "$LAB_NET" $((10 + $(node_index "$1"))); }
+node_state() { printf '%s/%s' "$LAB_STATE" "$1"; }
+
+# Nodes of the lab that is (or was partly) up: from the record, else from the
+# namespaces that exist (a crashed `up` leaves namespaces but maybe no record).
+lab_nodes() {
+	if [[ -s $LAB_RUN/nodes ]]; then
+		cat "$LAB_RUN/nodes"
+	else
+		ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^kflab-\([a-e]\)$/lab-\1/p' | sort
+	fi
+}
+
+require_node() {
+	[[ $1 =~ ^lab-[a-e]$ ]] || die "unknown node \"$1\" (nodes are lab-a … lab-e)"
+	ip netns list 2>/dev/null | grep -qx "$(node_ns "$1")\( .*\)\?" || die "node $1 is not up (scripts/lab.sh up)"
+}
+
+# Alive = exists and is not a zombie. PID 1 here is not a real init and reaps
+# orphans late, so a killed daemon can linger as a zombie that `kill -0` still finds.
+pid_alive() {
+	[[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
+read_pid() { [[ -s $1 ]] && tr -dc 0-9 <"$1" || true; }
+
+# The long-lived process holding a node's mount+UTS namespaces (it sits in the
+# node's network namespace too). Every command enters the node through it.
+holder_pid() {
+	local p
+	p=$(read_pid "$LAB_RUN/$1.holder.pid")
+	pid_alive "$p" || return 1
+	echo "$p"
+}
+
+# in_node NODE CMD… — run CMD inside the node (mount, UTS and network
+# namespaces), keeping the caller's environment (used by `exec`).
+in_node() {
+	local node=$1 p
+	shift
+	p=$(holder_pid "$node") || die "node $node has no namespace holder (is the lab up?)"
+	nsenter -t "$p" -m -u -n -- "$@"
+}
+
+# in_node_clean NODE CMD… — the same with a clean environment (daemons).
+in_node_clean() {
+	local node=$1
+	shift
+	in_node "$node" "${CLEAN_ENV[@]}" "$@"
+}
+
+# Kill PIDs politely, then for real; silent about the already dead.
+kill_pids() {
+	local p alive=() i
+	for p in "$@"; do pid_alive "$p" && alive+=("$p"); done
+	((${#alive[@]})) || return 0
+	kill -TERM "${alive[@]}" 2>/dev/null || true
+	for i in $(seq 1 30); do
+		local left=()
+		for p in "${alive[@]}"; do pid_alive "$p" && left+=("$p"); done
+		((${#left[@]})) || return 0
+		sleep 0.1
+	done
+	kill -KILL "${alive[@]}" 2>/dev/null || true
+}
+
+# wait_until SECONDS WHAT CMD… — poll CMD every 0.1 s.
+wait_until() {
+	local secs=$1 what=$2 i
+	shift 2
+	for ((i = 0; i < secs * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "timed out after ${secs}s waiting for $what"
+}
+
+# elapsed_s START_NS — seconds since START_NS ($(date +%s%N)), one decimal.
+elapsed_s() {
+	local ms=$((($(date +%s%N) - $1) / 1000000))
+	printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100))
+}
