@@ -83,6 +83,10 @@ export class JobRunner extends EventEmitter {
     return finished;
   }
 
+  running(): Job[] {
+    return this.repo.running();
+  }
+
   /** Resolves with the job once it is no longer running, or as it is after `timeoutMs`. */
   async waitFor(id: number, timeoutMs: number): Promise<Job | null> {
     const p = this.inFlight.get(id);

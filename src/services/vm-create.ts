@@ -29,7 +29,7 @@ export class VmCreator {
     const resolved = await this.resolve(req);
     const { name } = req;
     return this.ctx.jobs.submit(
-      { kind: 'create', node: this.ctx.config.nodeName, vm: name, user, message: `Creating VM ${name}…`, params: { ...req } },
+      { kind: 'create', node: this.ctx.config.nodeName, vm: name, user, message: `Creating VM ${name}…`, params: { ...req, imagePath: req.source.kind === 'import' ? resolved.disks[0]?.path ?? null : null } },
       async (job) => {
         let defined = false;
         try {
@@ -81,6 +81,9 @@ export class VmCreator {
       if (!image) throw badInput('image', `The disk image must be a file inside ${config.imageDir}.`);
       const user = existing.find((s) => s.description.disks.some((d) => d.path === image));
       if (user) throw new AppError('VM_STATE_CONFLICT', `The image ${image} is already used by VM ${user.description.name}.`, { field: 'image' });
+      // A create still running has not defined its VM yet: its claim on the image is in the job row.
+      const claim = this.ctx.jobs.running().find((j) => j.kind === 'create' && j.params.imagePath === image);
+      if (claim) throw new AppError('VM_STATE_CONFLICT', `The image ${image} is being imported by job #${claim.id} for VM ${claim.vm}.`, { field: 'image' });
       const info = await this.ctx.qemuImg.info(image);
       disks.push({ path: image, device: 'disk', format: info.format });
     } else {

@@ -121,6 +121,25 @@ describe('POST /api/nodes/:node/vms (create)', () => {
     expect(existsSync(join(f.imageDir, 'imported.qcow2'))).toBe(false);
   });
 
+  it('refuses to import an image that a running create job is already importing', async () => {
+    const { app, f } = await appWith();
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(f.imageDir, 'one.qcow2'), '1G']);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    app.deps.jobs.submit(
+      { kind: 'create', node: 'alpha', vm: 'first', user: null, params: { imagePath: join(f.imageDir, 'one.qcow2') }, message: 'importing' },
+      async () => {
+        await held;
+        return { message: 'done' };
+      },
+    );
+    const r = await api(app, 'POST', '/api/nodes/alpha/vms', { name: 'second', vcpus: 1, memoryMiB: 128, source: 'import', image: 'one.qcow2' });
+    release();
+    expect(r.status).toBe(409);
+    expect(r.json.error.message).toMatch(/being imported by job #1 for VM first/);
+  });
+
   const bad: [string, Record<string, unknown>, string][] = [
     ['a shell metacharacter name', { name: 'x;reboot' }, 'name'],
     ['an option-like name', { name: '--foo' }, 'name'],
