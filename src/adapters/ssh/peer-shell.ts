@@ -1,0 +1,131 @@
+import { readFile } from 'node:fs/promises';
+import { Client, type ConnectConfig } from 'ssh2';
+import type { PeerConfig } from '../../config.js';
+import { AppError } from '../../errors.js';
+import type { CommandRecord, CommandResult } from '../process/run-command.js';
+import { fingerprintOf, hostKeyAlgorithmsFor, parsePinnedHostKey } from './host-key.js';
+import { quoteArgv } from './shell-quote.js';
+
+export interface PeerExecOptions {
+  timeoutMs?: number;
+  check?: boolean;
+  failureMessage?: string;
+}
+
+const CONNECT_TIMEOUT_MS = 5_000;
+const MAX_OUTPUT = 4 * 1024 * 1024;
+
+/**
+ * Runs commands on a peer node over ssh2, with the peer's host key pinned from the
+ * config (a mismatch is refused before authentication). One connection per call:
+ * remote steps are few and seconds apart, and a fresh connection never carries a
+ * half-dead session into the next step.
+ */
+export class PeerShell {
+  constructor(private readonly peer: PeerConfig, private readonly onRecord?: (r: CommandRecord) => void) {}
+
+  async exec(file: string, args: readonly string[], opts: PeerExecOptions = {}): Promise<CommandResult> {
+    const command = quoteArgv(file, args);
+    const record: CommandRecord = { file: `${this.peer.name}:${file}`, args: [...args], startedAt: Date.now() };
+    this.onRecord?.(record);
+    const client = await this.connect();
+    try {
+      const result = await runOn(client, command, opts.timeoutMs ?? 60_000);
+      record.exitCode = result.exitCode;
+      record.durationMs = Date.now() - record.startedAt;
+      if (result.exitCode !== 0 && opts.check !== false) {
+        throw new AppError('COMMAND_FAILED', opts.failureMessage ?? `${file} failed on node ${this.peer.name}.`, {
+          detail: [`${this.peer.name}$ ${command}`, result.stderr.trim() || result.stdout.trim()].join('\n').slice(0, 8000),
+        });
+      }
+      return result;
+    } finally {
+      client.end();
+    }
+  }
+
+  /** Connects and authenticates only: the cheapest proof the peer's SSH works. */
+  async probe(): Promise<void> {
+    (await this.connect()).end();
+  }
+
+  private async connect(): Promise<Client> {
+    const p = this.peer;
+    const pinned = parsePinnedHostKey(p.hostKey);
+    if (!pinned) {
+      throw new AppError('NODE_UNREACHABLE', `The pinned SSH host key for node ${p.name} is malformed; fix peers[].hostKey in the config.`);
+    }
+    let privateKey: Buffer;
+    try {
+      privateKey = await readFile(p.sshKeyFile);
+    } catch (e) {
+      throw new AppError('NODE_UNREACHABLE', `Cannot read the SSH key ${p.sshKeyFile} for node ${p.name}.`, { detail: (e as Error).message });
+    }
+    let seenKey: Buffer | null = null;
+    const config: ConnectConfig = {
+      host: p.sshHost,
+      port: p.sshPort,
+      username: p.sshUser,
+      privateKey,
+      readyTimeout: CONNECT_TIMEOUT_MS,
+      hostVerifier: (key: Buffer) => {
+        seenKey = key;
+        return key.equals(pinned.blob);
+      },
+      algorithms: { serverHostKey: hostKeyAlgorithmsFor(pinned.type) as never },
+    };
+    const client = new Client();
+    return new Promise((resolve, reject) => {
+      client.once('ready', () => resolve(client));
+      client.once('error', (err: Error & { level?: string; code?: string }) => {
+        client.end();
+        reject(this.explain(err, seenKey, pinned.blob));
+      });
+      client.connect(config);
+    });
+  }
+
+  private explain(err: Error & { level?: string; code?: string }, seen: Buffer | null, pinned: Buffer): AppError {
+    const p = this.peer;
+    const where = `${p.sshHost}:${p.sshPort}`;
+    if (seen && !seen.equals(pinned)) {
+      return new AppError('NODE_UNREACHABLE', `Node ${p.name}'s SSH host key does not match the pinned key; refusing to connect. If the server was reinstalled, update peers[].hostKey — otherwise the connection may be intercepted.`, {
+        detail: `offered ${fingerprintOf(seen)}, pinned ${fingerprintOf(pinned)} (${where})`,
+      });
+    }
+    if (err.level === 'client-authentication') {
+      return new AppError('NODE_UNREACHABLE', `Node ${p.name} refused the SSH login as ${p.sshUser}; add the key ${p.sshKeyFile}.pub to its authorized_keys.`, { detail: err.message });
+    }
+    if (err.code === 'ECONNREFUSED') {
+      return new AppError('NODE_UNREACHABLE', `Node ${p.name} refused the SSH connection on ${where}; is sshd running there?`, { detail: err.message });
+    }
+    if (err.level === 'client-timeout' || err.code === 'ETIMEDOUT' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH') {
+      return new AppError('NODE_UNREACHABLE', `Node ${p.name} did not answer on ${where}; check the network or VPN between the nodes.`, { detail: err.message });
+    }
+    return new AppError('NODE_UNREACHABLE', `SSH to node ${p.name} (${where}) failed.`, { detail: err.message });
+  }
+}
+
+function runOn(client: Client, command: string, timeoutMs: number): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (err, stream) => {
+      if (err) return reject(new AppError('NODE_UNREACHABLE', 'The peer refused to run a command over SSH.', { detail: err.message }));
+      let stdout = '';
+      let stderr = '';
+      const timer = setTimeout(() => {
+        stream.close();
+        reject(new AppError('COMMAND_FAILED', `A remote command did not finish within ${Math.round(timeoutMs / 1000)} s.`, { detail: command }));
+      }, timeoutMs);
+      stream.on('data', (d: Buffer) => {
+        if (stdout.length < MAX_OUTPUT) stdout += d.toString('utf8');
+      });
+      stream.stderr.on('data', (d: Buffer) => {
+        if (stderr.length < MAX_OUTPUT) stderr += d.toString('utf8');
+      });
+      stream.on('close', (code: number | null) => {
+        clearTimeout(timer);
+        resolve({ stdout, stderr, exitCode: code ?? -1 });
+      });
+    });
+  });
+}
