@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startTestApp, type TestApp } from '../helpers/test-app.js';
-import { GUEST_DIR, removeDomains, requireRealLibvirt, virsh, virshNames, waitFor } from '../helpers/lab-prereqs.js';
+import { GUEST_DIR, removeDomains, removePoolsUnder, requireRealLibvirt, virsh, virshNames, waitFor } from '../helpers/lab-prereqs.js';
 
 /**
  * The foundation on real libvirtd + QEMU (TCG: KVM guests hang on these machines):
@@ -45,6 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   removeDomains(prefix);
+  removePoolsUnder(root);
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -149,6 +150,12 @@ describe('a VM on real libvirt + QEMU', () => {
     expect(existsSync(join(dirs.imageDir, `${isoVm}.qcow2`))).toBe(false);
     expect(existsSync(join(dirs.isoDir, 'tiny-installer.iso'))).toBe(true);
     expect(virshNames()).not.toContain(isoVm);
+  });
+
+  it('leaves no storage pool behind but the ones virt-install made for its directories', () => {
+    const pools = virsh('pool-list', '--all', '--name').split('\n').map((x) => x.trim()).filter(Boolean);
+    const paths = pools.map((p) => /<path>([^<]*)<\/path>/.exec(virsh('pool-dumpxml', p))?.[1]);
+    expect(paths.filter((p) => p?.startsWith(root)).sort()).toEqual([dirs.imageDir, dirs.isoDir].sort());
   });
 
   it('recorded every action as a job with its real outcome', async () => {

@@ -59,3 +59,17 @@ export async function waitFor<T>(what: string, timeoutMs: number, probe: () => T
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/** virt-install defines an autostarted storage pool for every directory it puts a disk in; drop those under `root`. */
+export function removePoolsUnder(root: string): void {
+  for (const pool of virsh('pool-list', '--all', '--name').split('\n').map((s) => s.trim()).filter(Boolean)) {
+    const path = /<path>([^<]*)<\/path>/.exec(virsh('pool-dumpxml', pool))?.[1] ?? '';
+    if (path !== root && !path.startsWith(`${root}/`)) continue;
+    try {
+      virsh('pool-destroy', pool);
+    } catch {
+      /* inactive */
+    }
+    virsh('pool-undefine', pool);
+  }
+}
