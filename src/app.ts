@@ -5,6 +5,8 @@ import type { JobsRepository } from './adapters/db/jobs-repository.js';
 import type { JobRunner } from './services/job-runner.js';
 import type { LocalNode } from './services/local-node.js';
 import type { Logger } from './log.js';
+import type { PeerDirectory } from './services/migration/peer-nodes.js';
+import type { VmMigrator } from './services/migration/migrate-vm.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
@@ -17,6 +19,8 @@ export interface AppDeps {
   node: LocalNode;
   jobs: JobRunner;
   jobsRepo: JobsRepository;
+  peers: PeerDirectory;
+  migrator: VmMigrator;
   log: Logger;
 }
 

@@ -11,6 +11,8 @@ import { Virsh } from './adapters/virsh/virsh.js';
 import { JobRunner } from './services/job-runner.js';
 import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
+import { PeerDirectory } from './services/migration/peer-nodes.js';
+import { VmMigrator } from './services/migration/migrate-vm.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 
@@ -30,6 +32,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
   const conn = new LibvirtConnection(config.libvirtUri);
   const jobsRepo = new JobsRepository(db);
   const jobs = new JobRunner(jobsRepo, log);
+  const peers = new PeerDirectory(config, (r) => opts.onCommand?.(r));
   const node = new LocalNode({
     config,
     conn,
@@ -37,12 +40,16 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     qemuImg: new QemuImg(run),
     virtInstall: new VirtInstall(run, config.virtInstallTimeoutSec * 1000),
     jobs,
+    run,
     log,
     sleep: opts.sleep ?? realSleep,
   });
+  const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
   return {
     config,
     node,
+    peers,
+    migrator,
     jobs,
     jobsRepo,
     log,

@@ -34,6 +34,8 @@ export interface Config {
   /** Serial console of new VMs is also logged here (pty + log file); null disables it. */
   serialLogDir: string | null;
   shutdownTimeoutSec: number;
+  /** After a verified migration the source disks are deleted unless this is true. */
+  keepSourceDisks: boolean;
   virtInstallTimeoutSec: number;
   peers: PeerConfig[];
   /** Where the config came from, for the log line at start-up. */
@@ -62,6 +64,7 @@ export function defaultConfig(): Config {
     vmNetwork: 'auto',
     serialLogDir: '/var/log/libvirt/qemu',
     shutdownTimeoutSec: 120,
+    keepSourceDisks: false,
     virtInstallTimeoutSec: 600,
     peers: [],
     source: 'embedded default',
@@ -95,7 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'virtInstallTimeoutSec', 'peers',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'peers',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url']);
 
@@ -116,6 +119,7 @@ export function parseConfig(raw: unknown): Config {
     vmNetwork: str(obj, 'vmNetwork', d.vmNetwork),
     serialLogDir: obj.serialLogDir === 'none' ? null : absPath(obj, 'serialLogDir', d.serialLogDir ?? '/var/log/libvirt/qemu'),
     shutdownTimeoutSec: int(obj, 'shutdownTimeoutSec', d.shutdownTimeoutSec, 1, 3600),
+    keepSourceDisks: bool(obj, 'keepSourceDisks', d.keepSourceDisks),
     virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
     peers: peers(obj.peers),
     source: 'file',
@@ -150,6 +154,13 @@ function int(o: Record<string, unknown>, key: string, fallback: number, min: num
   const v = o[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(key, `must be a whole number from ${min} to ${max}`);
+  return v;
+}
+
+function bool(o: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const v = o[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(key, 'must be true or false');
   return v;
 }
 

@@ -1,4 +1,4 @@
-export const JOB_KINDS = ['create', 'start', 'shutdown', 'poweroff', 'delete'] as const;
+export const JOB_KINDS = ['create', 'start', 'shutdown', 'poweroff', 'delete', 'migrate'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobState = 'running' | 'ok' | 'failed';
 
@@ -26,4 +26,5 @@ export const JOB_KIND_LABELS: Record<JobKind, string> = {
   shutdown: 'Shut down',
   poweroff: 'Force off',
   delete: 'Delete',
+  migrate: 'Migrate',
 };

@@ -8,6 +8,10 @@ import type { Logger } from '../log.js';
 export interface JobContext {
   job: Job;
   progress(progress: Record<string, unknown>, message?: string): void;
+  /** Registers how to cancel this job; POST /api/jobs/:id/abort calls it. */
+  onAbort(abort: () => Promise<void>): void;
+  /** True once the user asked to abort. */
+  readonly aborted: boolean;
   /** Facts that must survive a failure (e.g. "disk created"), so cleanup and audit see them. */
   record(result: Record<string, unknown>): void;
 }
@@ -32,6 +36,7 @@ export interface JobRequest {
  */
 export class JobRunner extends EventEmitter {
   private readonly inFlight = new Map<number, Promise<Job>>();
+  private readonly aborters = new Map<number, () => Promise<void>>();
 
   constructor(private readonly repo: JobsRepository, private readonly log: Logger) {
     super();
@@ -50,8 +55,18 @@ export class JobRunner extends EventEmitter {
       throw e;
     }
     this.emit('update', job);
+    const aborted = { value: false };
     const ctx: JobContext = {
       job,
+      onAbort: (fn) => {
+        this.aborters.set(job.id, async () => {
+          aborted.value = true;
+          await fn();
+        });
+      },
+      get aborted() {
+        return aborted.value;
+      },
       progress: (p, m) => {
         this.repo.setProgress(job.id, p, m);
         this.emit('update', this.repo.get(job.id));
@@ -60,7 +75,10 @@ export class JobRunner extends EventEmitter {
     };
     const done = this.execute(job, ctx, work);
     this.inFlight.set(job.id, done);
-    void done.finally(() => this.inFlight.delete(job.id));
+    void done.finally(() => {
+      this.inFlight.delete(job.id);
+      this.aborters.delete(job.id);
+    });
     return job;
   }
 
@@ -81,6 +99,18 @@ export class JobRunner extends EventEmitter {
     this.log.info('job finished', { jobId: job.id, kind: job.kind, vm: job.vm, state: finished.state, message: finished.message });
     this.emit('update', finished);
     return finished;
+  }
+
+  /** Asks a running job to stop; 409 when it cannot be aborted (finished, or not abortable). */
+  async abort(id: number): Promise<Job> {
+    const job = this.repo.get(id);
+    if (!job) throw new AppError('JOB_NOT_FOUND', `Job ${id} does not exist.`);
+    const abort = this.aborters.get(id);
+    if (job.state !== 'running' || !abort) {
+      throw new AppError('VM_STATE_CONFLICT', job.state === 'running' ? `Job #${id} (${job.kind}) cannot be aborted.` : `Job #${id} has already finished (${job.state}).`);
+    }
+    await abort();
+    return this.repo.get(id)!;
   }
 
   running(): Job[] {

@@ -5,6 +5,7 @@ import type { QemuImg } from '../adapters/qemu-img/qemu-img.js';
 import type { VirtInstall } from '../adapters/virt-install/virt-install.js';
 import type { JobRunner } from './job-runner.js';
 import type { Logger } from '../log.js';
+import type { CommandRunner } from '../adapters/process/run-command.js';
 
 /** Everything a service needs to act on the local node; built once in main.ts (or a test). */
 export interface NodeContext {
@@ -14,6 +15,8 @@ export interface NodeContext {
   qemuImg: QemuImg;
   virtInstall: VirtInstall;
   jobs: JobRunner;
+  /** The process adapter, for commands no other adapter wraps (virsh migrate, domjobinfo). */
+  run: CommandRunner;
   log: Logger;
   /** Injected so tests of long waits do not sleep for real. */
   sleep: (ms: number) => Promise<void>;

@@ -4,6 +4,7 @@ import type { AppDeps } from '../app.js';
 import { requireInt } from '../domain/numbers.js';
 import { bodyOf, queryOf, requestUser } from './request-context.js';
 import type { Job } from '../domain/job.js';
+import { streamJobEvents } from './job-events.js';
 
 const MAX_WAIT_SEC = 600;
 
@@ -33,7 +34,7 @@ export function apiRoutes(deps: AppDeps): Router {
   };
 
   r.get('/nodes', async (_req, res) => {
-    res.json([await node.status()]);
+    res.json(await Promise.all([node.status(), ...deps.peers.all().map((p) => p.status())]));
   });
 
   r.get('/nodes/:node/vms', async (req, res) => {
@@ -69,6 +70,22 @@ export function apiRoutes(deps: AppDeps): Router {
   r.delete('/nodes/:node/vms/:vm', async (req, res) => {
     await sendJob(req, res, await local(req).power.delete(req.params.vm, queryOf(req), requestUser(req)));
   });
+
+  r.post('/nodes/:node/vms/:vm/migrate/check', async (req, res) => {
+    local(req);
+    res.json(await deps.migrator.check(req.params.vm, bodyOf(req)));
+  });
+
+  r.post('/nodes/:node/vms/:vm/migrate', async (req, res) => {
+    local(req);
+    await sendJob(req, res, await deps.migrator.request(req.params.vm, bodyOf(req), requestUser(req)));
+  });
+
+  r.post('/jobs/:id/abort', async (req, res) => {
+    res.json({ job: await jobs.abort(requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id')) });
+  });
+
+  r.get('/jobs/:id/events', (req, res) => streamJobEvents(req, res, deps));
 
   r.get('/jobs', (req, res) => {
     const q = queryOf(req);

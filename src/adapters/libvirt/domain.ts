@@ -94,6 +94,9 @@ export const domainDestroy = (conn: LibvirtConnection, name: string) =>
 export const domainUndefine = (conn: LibvirtConnection, name: string) =>
   withDomain(conn, name, `VM ${name} could not be removed from libvirt.`, (h, d) => h.domainUndefine(d));
 
+export const domainResume = (conn: LibvirtConnection, name: string) =>
+  withDomain(conn, name, `VM ${name} could not be resumed.`, (h, d) => h.domainResume(d));
+
 export async function domainDefineXml(conn: LibvirtConnection, xml: string, name: string): Promise<void> {
   await conn.use(async (h) => {
     try {

@@ -1,0 +1,68 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config, PeerConfig } from '../../config.js';
+import { AppError, describeError } from '../../errors.js';
+import { PeerShell } from '../../adapters/ssh/peer-shell.js';
+import { buildPeerLibvirtUri, knownHostsText } from '../../adapters/libvirt/peer-uri.js';
+import type { CommandRecord, CommandResult } from '../../adapters/process/run-command.js';
+import type { NodeStatus } from '../local-node.js';
+
+const STATUS_TIMEOUT_MS = 4_000;
+
+/** A peer node: reached by ssh2 for commands, by libvirt over libssh2 for migration. */
+export class PeerNode {
+  readonly shell: PeerShell;
+
+  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, onRecord?: (r: CommandRecord) => void) {
+    this.shell = new PeerShell(config, onRecord);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get libvirtUri(): string {
+    return buildPeerLibvirtUri(this.config, this.knownHostsFile);
+  }
+
+  virsh(args: readonly string[], opts: { check?: boolean; timeoutMs?: number; failureMessage?: string } = {}): Promise<CommandResult> {
+    return this.shell.exec('virsh', ['-c', 'qemu:///system', ...args], { timeoutMs: 30_000, ...opts });
+  }
+
+  /** Up when SSH logs in with the pinned key and the peer's libvirtd answers; one slow peer never holds the page. */
+  async status(): Promise<NodeStatus> {
+    const base = { name: this.name, local: false, ...(this.config.url ? { url: this.config.url } : {}) };
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const probe = this.virsh(['hostname'], { check: false, timeoutMs: STATUS_TIMEOUT_MS });
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new AppError('NODE_UNREACHABLE', `Node ${this.name} did not answer within ${STATUS_TIMEOUT_MS / 1000} s.`)), STATUS_TIMEOUT_MS);
+      });
+      const r = await Promise.race([probe, timeout]);
+      if (r.exitCode !== 0) return { ...base, status: 'down', reason: `libvirtd on ${this.name} does not answer: ${(r.stderr || r.stdout).trim().split('\n')[0]}` };
+      return { ...base, status: 'up' };
+    } catch (e) {
+      return { ...base, status: 'down', reason: describeError(e) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export class PeerDirectory {
+  private readonly peers = new Map<string, PeerNode>();
+
+  constructor(config: Config, onRecord?: (r: CommandRecord) => void) {
+    const knownHosts = join(config.dataDir, 'peers_known_hosts');
+    writeFileSync(knownHosts, knownHostsText(config.peers), { mode: 0o600 });
+    for (const p of config.peers) this.peers.set(p.name, new PeerNode(p, knownHosts, onRecord));
+  }
+
+  all(): PeerNode[] {
+    return [...this.peers.values()];
+  }
+
+  get(name: string): PeerNode | null {
+    return this.peers.get(name) ?? null;
+  }
+}
