@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
+import { http, inNode, lab, labNodes, tryInNode } from '../helpers/lab.js';
+
+/**
+ * Live migration through kvm-ferry on the lab: two nodes in network namespaces, each
+ * with its own libvirtd, sshd and manager. The guest prints a counter to its serial
+ * port every second; the counter going on at the destination proves it moved alive.
+ */
+const [A, B] = labNodes(2) as [ReturnType<typeof labNodes>[0], ReturnType<typeof labNodes>[0]];
+const VM = 'ferry-live';
+
+const counterOn = (node: string): number => {
+  const r = tryInNode(node, 'cat', `/var/log/libvirt/qemu/${VM}-serial.log`);
+  const m = [...r.out.matchAll(/kvm-ferry-counter (\d+)/g)];
+  return m.length ? Number(m[m.length - 1]![1]) : 0;
+};
+
+const allocated = (node: string, path: string): number => {
+  const [blocks, size] = inNode(node, 'stat', '-c', '%b %B', path).trim().split(' ').map(Number);
+  return blocks! * size!;
+};
+
+beforeAll(async () => {
+  requireRealLibvirt();
+  lab('down');
+  lab('up', '2', '--with-manager');
+  // A real bootable image, imported through the manager's own create API.
+  inNode(A.name, 'cp', '/var/cache/kvm-ferry/guest/guest.qcow2', '/var/lib/kvm-ferry/images/ferry-live.qcow2');
+  await waitFor('both managers to answer', 60_000, async () => {
+    const ok = await Promise.all([A, B].map((n) => http(n.url, 'GET', '/healthz').then((r) => r.status === 200, () => false)));
+    return ok.every(Boolean);
+  });
+}, 300_000);
+
+afterAll(() => {
+  lab('down');
+});
+
+describe('live migration between two lab nodes', () => {
+  it('lists both nodes as up from either page', async () => {
+    const nodes = (await http(A.url, 'GET', '/api/nodes')).json;
+    expect(nodes).toEqual([
+      { name: A.name, local: true, status: 'up' },
+      { name: B.name, local: false, status: 'up', url: `${B.url}/` },
+    ]);
+  });
+
+  it('creates and boots the guest on node A', async () => {
+    const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms?wait=120`, { name: VM, vcpus: 1, memoryMiB: 128, source: 'import', image: 'ferry-live.qcow2' });
+    expect(r.json.job?.state, JSON.stringify(r.json)).toBe('ok');
+    await waitFor('the guest to count on A', 90_000, () => counterOn(A.name) >= 3);
+  });
+
+  it('passes pre-flight with every check green', async () => {
+    const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name });
+    expect(r.status).toBe(200);
+    expect(r.json.go, JSON.stringify(r.json.checks)).toBe(true);
+    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'disks-supported', 'peer-reachable', 'name-free', 'uuid-free', 'paths-free', 'disk-space', 'memory', 'hypervisor']);
+  });
+
+  it('moves the running guest to B alive, sparse, and gone from A', async () => {
+    const srcPath = '/var/lib/kvm-ferry/images/ferry-live.qcow2';
+    const srcAlloc = allocated(A.name, srcPath);
+    const before = counterOn(A.name);
+    const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate?wait=180`, { to: B.name, mode: 'live' });
+    expect(r.json.job?.state, JSON.stringify(r.json)).toBe('ok');
+    expect(r.json.job.message).toMatch(new RegExp(`^VM ${VM} migrated to ${B.name} in [\\d.]+ s`));
+    const result = r.json.job.result;
+    expect(result.durationMs).toBeGreaterThan(0);
+    expect(result.destinationAllocatedBytes).toBeLessThanOrEqual(1.1 * srcAlloc);
+
+    // Gone from A (definition and disk), running on B.
+    expect((await http(A.url, 'GET', `/api/nodes/${A.name}/vms/${VM}`)).status).toBe(404);
+    expect(tryInNode(A.name, 'stat', srcPath).ok).toBe(false);
+    const onB = (await http(B.url, 'GET', `/api/nodes/${B.name}/vms/${VM}`)).json;
+    expect(onB.state).toBe('running');
+    // The counter continues on B's serial log beyond where it was on A: not rebooted.
+    await waitFor('the counter to continue on B', 30_000, () => counterOn(B.name) > before + 1);
+    expect(tryInNode(B.name, 'grep', '-c', 'kvm-ferry-counter 1 ', `/var/log/libvirt/qemu/${VM}-serial.log`).out.trim()).toBe('0');
+    // eslint-disable-next-line no-console
+    console.log(`migration: ${JSON.stringify(result)}`);
+  });
+
+  it('refuses in pre-flight when the name and disk path are taken on the destination, and a migration request changes nothing', async () => {
+    const placeholder = await http(A.url, 'POST', `/api/nodes/${A.name}/vms?wait=60`, { name: VM, vcpus: 1, memoryMiB: 128, diskGiB: 1, start: false });
+    expect(placeholder.json.job?.state, JSON.stringify(placeholder.json)).toBe('ok');
+    const check = (await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate/check`, { to: A.name })).json;
+    expect(check.go).toBe(false);
+    const failed = check.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string }) => c.id);
+    expect(failed).toEqual(['name-free', 'paths-free']);
+    const refused = await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate`, { to: A.name });
+    expect(refused.status).toBe(409);
+    expect(refused.json.error.message).toBe(`Migration of ${VM} to ${A.name} refused: A VM named ${VM} already exists on node ${A.name}.`);
+    expect((await http(B.url, 'GET', `/api/nodes/${B.name}/vms/${VM}`)).json.state).toBe('running');
+    const del = await http(A.url, 'DELETE', `/api/nodes/${A.name}/vms/${VM}?disks=delete&wait=60`);
+    expect(del.json.job?.state).toBe('ok');
+  });
+
+  it('moves it back from B to A alive', async () => {
+    const before = counterOn(B.name);
+    const r = await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate?wait=180`, { to: A.name });
+    expect(r.json.job?.state, JSON.stringify(r.json)).toBe('ok');
+    expect((await http(A.url, 'GET', `/api/nodes/${A.name}/vms/${VM}`)).json.state).toBe('running');
+    await waitFor('the counter to continue on A', 30_000, () => counterOn(A.name) > before + 1);
+  });
+
+  it('answers 409 to a second migration or a stop while one runs', async () => {
+    lab('shape', A.name, '20mbit');
+    try {
+      const first = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate`, { to: B.name });
+      expect(first.status).toBe(202);
+      const second = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate`, { to: B.name });
+      expect(second.status).toBe(409);
+      const stop = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/poweroff`);
+      expect(stop.status).toBe(409);
+      // Abort it: the VM stays on A, running; nothing is left on B.
+      await waitFor('the copy to start', 30_000, async () => (await http(A.url, 'GET', `/api/jobs/${first.json.job.id}`)).json.progress?.step === 'copy');
+      const abort = await http(A.url, 'POST', `/api/jobs/${first.json.job.id}/abort`);
+      expect(abort.status).toBe(200);
+      const done = (await http(A.url, 'GET', `/api/jobs/${first.json.job.id}?wait=120`)).json;
+      expect(done.state).toBe('failed');
+      expect(done.message).toMatch(/aborted\. VM ferry-live is still running on lab-a with its disks intact\./);
+      expect((await http(A.url, 'GET', `/api/nodes/${A.name}/vms/${VM}`)).json.state).toBe('running');
+      expect(tryInNode(B.name, 'virsh', '-c', 'qemu:///system', 'list', '--all', '--name').out.trim()).toBe('');
+      expect(tryInNode(B.name, 'stat', '/var/lib/kvm-ferry/images/ferry-live.qcow2').ok).toBe(false);
+    } finally {
+      lab('shape', A.name, 'off');
+    }
+  });
+});
