@@ -99,7 +99,9 @@ if [ -d /run/systemd/system ]; then
   done
 else
   if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d; fi
-  if ! pgrep -x libvirtd >/dev/null; then say "starting libvirtd"; libvirtd -d; fi
+  # Pinned to one core: the QEMU capabilities cache records the probing core's CPUID
+  # leaf 0x1f, and a libvirtd on another core would re-probe QEMU (seconds).
+  if ! pgrep -x libvirtd >/dev/null; then say "starting libvirtd"; taskset -c 0 libvirtd -d; fi
 fi
 for _ in $(seq 1 50); do
   virsh -c qemu:///system version >/dev/null 2>&1 && break

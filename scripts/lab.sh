@@ -25,13 +25,15 @@
 set -euo pipefail
 
 LAB_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/lab" && pwd)
-# shellcheck source=lab/common.sh
+# shellcheck source=scripts/lab/common.sh
 source "$LAB_LIB/common.sh"
-# shellcheck source=lab/net.sh
+# shellcheck source=scripts/lab/net.sh
 source "$LAB_LIB/net.sh"
-# shellcheck source=lab/up.sh
+# shellcheck source=scripts/lab/node-state.sh
+source "$LAB_LIB/node-state.sh"
+# shellcheck source=scripts/lab/up.sh
 source "$LAB_LIB/up.sh"
-# shellcheck source=lab/down.sh
+# shellcheck source=scripts/lab/down.sh
 source "$LAB_LIB/down.sh"
 
 usage() { sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//'; }

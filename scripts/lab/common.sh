@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # constants are used by the other lab files
 # scripts/lab/common.sh — names, paths and helpers shared by the lab commands.
 # Sourced by scripts/lab.sh (which sets -euo pipefail); defines, runs nothing.
 
@@ -7,6 +8,9 @@ readonly LAB_RUN=/run/kvm-ferry-lab
 readonly LAB_STATE=/var/lib/kvm-ferry-lab
 readonly LAB_KEY=$LAB_STATE/id_ed25519
 readonly LAB_KNOWN_HOSTS=$LAB_STATE/known_hosts
+# libvirt's QEMU capability cache as last probed by a lab node: survives down
+# (it is a cache) and saves every later up a 5-20 s probe.
+readonly LAB_CAPS_SEED=/var/cache/kvm-ferry/lab-qemu-capabilities
 # The bridge lives in its own "switch" namespace, not in the root namespace: the
 # root namespace's firewall, br_netfilter and routing (and the host's own test
 # VMs) are then neither touched by nor able to disturb the lab. The root
@@ -72,7 +76,7 @@ pid_alive() {
 	stat=${stat##*) }
 	[[ ${stat:0:1} != Z ]]
 }
-read_pid() { [[ -s $1 ]] && tr -dc 0-9 <"$1" || true; }
+read_pid() { if [[ -s $1 ]]; then tr -dc 0-9 <"$1"; fi; }
 
 # The long-lived process holding a node's mount+UTS namespaces (it sits in the
 # node's network namespace too). Every command enters the node through it.
@@ -99,6 +103,15 @@ in_node_clean() {
 	in_node "$node" "${CLEAN_ENV[@]}" "$@"
 }
 
+# in_node_quiet NODE CMD… — a probe: clean environment, CMD's stderr dropped
+# (but not ours: a dead holder is still reported).
+in_node_quiet() {
+	local node=$1 p
+	shift
+	p=$(holder_pid "$node") || die "node $node has no namespace holder"
+	nsenter -t "$p" -m -u -n -- "${CLEAN_ENV[@]}" "$@" 2>/dev/null
+}
+
 # Kill PIDs politely, then for real; silent about the already dead.
 kill_pids() {
 	local p alive=() i
@@ -114,12 +127,13 @@ kill_pids() {
 	kill -KILL "${alive[@]}" 2>/dev/null || true
 }
 
-# wait_until SECONDS WHAT CMD… — poll CMD every 0.1 s.
+# wait_until SECONDS WHAT CMD… — poll CMD every 0.1 s (its stdout is dropped;
+# probes silence their own expected errors, so a die() inside one is seen).
 wait_until() {
 	local secs=$1 what=$2 i
 	shift 2
 	for ((i = 0; i < secs * 10; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
+		"$@" >/dev/null && return 0
 		sleep 0.1
 	done
 	die "timed out after ${secs}s waiting for $what"

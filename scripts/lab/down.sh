@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/lab/down.sh — `lab.sh down` and `lab.sh status`. Sourced after common.sh.
 
 # Stop one node: guests through its own libvirtd first (so libvirt restores

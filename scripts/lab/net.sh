@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/lab/net.sh — the lab's network: switch namespace with bridge kflab0,
 # one veth per node, an uplink for the root namespace; shape / cut / heal.
 #

@@ -87,3 +87,12 @@ describe('resolveFileInside', () => {
     expect(await resolveFileInside(isos, 'nope.iso')).toBeNull();
   });
 });
+
+describe('stdin of started commands', () => {
+  it('is closed, so a program asking a question gets EOF instead of hanging', async () => {
+    const t0 = Date.now();
+    const r = await createCommandRunner()('/bin/sh', ['-c', 'read answer; echo "got:$answer:$?"'], { timeoutMs: 5000 });
+    expect(r.stdout).toBe('got::1\n');
+    expect(Date.now() - t0).toBeLessThan(4000);
+  });
+});

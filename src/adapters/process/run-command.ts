@@ -47,7 +47,7 @@ export function createCommandRunner(onRecord?: (r: CommandRecord) => void): Comm
       }
       const record: CommandRecord = { file, args: [...args], startedAt: Date.now() };
       onRecord?.(record);
-      execFile(
+      const child = execFile(
         file,
         [...args],
         {
@@ -86,5 +86,8 @@ export function createCommandRunner(onRecord?: (r: CommandRecord) => void): Comm
           );
         },
       );
+      // No command may wait on us: libvirt's libssh2 transport asks "Accept SSH host key (y/n)?"
+      // on stdin and would hang on an open pipe; closed, it refuses.
+      child.stdin?.end();
     });
 }
