@@ -77,7 +77,9 @@ describe('live migration between two lab nodes', () => {
     expect(onB.state).toBe('running');
     // The counter continues on B's serial log beyond where it was on A: not rebooted.
     await waitFor('the counter to continue on B', 30_000, () => counterOn(B.name) > before + 1);
-    expect(tryInNode(B.name, 'grep', '-c', 'kvm-ferry-counter 1 ', `/var/log/libvirt/qemu/${VM}-serial.log`).out.trim()).toBe('0');
+    // B's serial log starts mid-count: the guest never booted there.
+    const firstOnB = /kvm-ferry-counter (\d+)/.exec(tryInNode(B.name, 'cat', `/var/log/libvirt/qemu/${VM}-serial.log`).out)?.[1];
+    expect(Number(firstOnB)).toBeGreaterThanOrEqual(before);
     // eslint-disable-next-line no-console
     console.log(`migration: ${JSON.stringify(result)}`);
   });
