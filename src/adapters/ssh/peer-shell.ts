@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { PeerConfig } from '../../config.js';
 import { AppError } from '../../errors.js';
@@ -42,6 +43,25 @@ export class PeerShell {
     } finally {
       client.end();
     }
+  }
+
+  /**
+   * A TCP stream to host:port as seen from the peer (e.g. its own 127.0.0.1:8080 or a
+   * VNC port), carried inside SSH: nothing on the peer has to listen on the network.
+   * Ending the stream ends the SSH connection.
+   */
+  async openTcp(host: string, port: number): Promise<Duplex> {
+    const client = await this.connect();
+    return new Promise((resolve, reject) => {
+      client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
+        if (err) {
+          client.end();
+          return reject(new AppError('NODE_UNREACHABLE', `Node ${this.peer.name} refused to open a tunnel to ${host}:${port}.`, { detail: err.message }));
+        }
+        channel.once('close', () => client.end());
+        resolve(channel);
+      });
+    });
   }
 
   /** Connects and authenticates only: the cheapest proof the peer's SSH works. */
