@@ -7,6 +7,7 @@ import type { LocalNode } from './services/local-node.js';
 import type { Logger } from './log.js';
 import type { PeerDirectory } from './services/migration/peer-nodes.js';
 import type { VmMigrator } from './services/migration/migrate-vm.js';
+import type { NodeActions } from './services/nodes/node-actions.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
@@ -21,6 +22,7 @@ export interface AppDeps {
   jobsRepo: JobsRepository;
   peers: PeerDirectory;
   migrator: VmMigrator;
+  actions: NodeActions;
   log: Logger;
 }
 

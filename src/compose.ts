@@ -13,6 +13,7 @@ import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
+import { NodeActions } from './services/nodes/node-actions.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 
@@ -45,11 +46,13 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     sleep: opts.sleep ?? realSleep,
   });
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
+  const actions = new NodeActions(node, peers, migrator, jobsRepo, jobs);
   return {
     config,
     node,
     peers,
     migrator,
+    actions,
     jobs,
     jobsRepo,
     log,

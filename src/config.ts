@@ -16,6 +16,12 @@ export interface PeerConfig {
   dataAddress: string;
   /** The peer's kvm-ferry URL, for links from this node's page. */
   url?: string;
+  /**
+   * Where the peer's kvm-ferry listens, as seen on the peer itself: this node talks
+   * to it through an SSH tunnel, so it can stay on the peer's loopback.
+   */
+  managerHost: string;
+  managerPort: number;
 }
 
 export type VirtType = 'auto' | 'kvm' | 'qemu';
@@ -100,7 +106,7 @@ const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'peers',
 ]);
-const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url']);
+const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
 export function parseConfig(raw: unknown): Config {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('(file)', 'must be a mapping of keys to values');
@@ -194,6 +200,8 @@ function peers(raw: unknown): PeerConfig[] {
       sshKeyFile: need('sshKeyFile'),
       hostKey: need('hostKey'),
       dataAddress: need('dataAddress'),
+      managerHost: str(o, 'managerHost', '127.0.0.1'),
+      managerPort: int(o, 'managerPort', 8080, 1, 65535),
     };
     if (o.url !== undefined) peer.url = str(o, 'url', '');
     return peer;

@@ -113,6 +113,8 @@ write_node_config() {
 			printf '  - name: %s\n    sshHost: %s\n    sshPort: 22\n    sshUser: root\n' "$peer" "$a"
 			printf '    sshKeyFile: %s\n    hostKey: "%s"\n' "$LAB_KEY" "$(cut -d' ' -f1,2 "$(node_state "$peer")/ssh/ssh_host_ed25519_key.pub")"
 			printf '    dataAddress: %s\n    url: http://%s:%d/\n' "$a" "$a" "$MANAGER_PORT"
+			# The manager listens on the node's address (tests reach it from outside); peers reach it through SSH.
+			printf '    managerHost: %s\n    managerPort: %d\n' "$a" "$MANAGER_PORT"
 		done
 	} >"$S/config.yaml"
 }

@@ -5,6 +5,7 @@ import { requireInt } from '../domain/numbers.js';
 import { bodyOf, queryOf, requestUser } from './request-context.js';
 import type { Job } from '../domain/job.js';
 import { streamJobEvents } from './job-events.js';
+import { forwardToPeer } from './peer-proxy.js';
 
 const MAX_WAIT_SEC = 600;
 
@@ -30,12 +31,15 @@ export function apiRoutes(deps: AppDeps): Router {
 
   const sendJob = async (req: Request, res: import('express').Response, job: Job) => {
     const j = await accepted(req, job);
-    res.status(j.state === 'running' ? 202 : 200).location(`/api/jobs/${j.id}`).json({ job: j });
+    res.status(j.state === 'running' ? 202 : 200).location(`/api/nodes/${encodeURIComponent(j.node)}/jobs/${j.id}`).json({ job: j });
   };
 
   r.get('/nodes', async (_req, res) => {
     res.json(await Promise.all([node.status(), ...deps.peers.all().map((p) => p.status())]));
   });
+
+  // Everything under a peer's name is answered by that peer's own manager.
+  r.use('/nodes/:node', forwardToPeer(deps));
 
   r.get('/nodes/:node/vms', async (req, res) => {
     res.json(await local(req).inventory.list());
@@ -81,11 +85,14 @@ export function apiRoutes(deps: AppDeps): Router {
     await sendJob(req, res, await deps.migrator.request(req.params.vm, bodyOf(req), requestUser(req)));
   });
 
-  r.post('/jobs/:id/abort', async (req, res) => {
+  const abortJob = async (req: Request, res: import('express').Response) => {
     res.json({ job: await jobs.abort(requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id')) });
-  });
+  };
+  r.post('/jobs/:id/abort', abortJob);
+  r.post('/nodes/:node/jobs/:id/abort', (req, res) => (local(req), abortJob(req, res)));
 
   r.get('/jobs/:id/events', (req, res) => streamJobEvents(req, res, deps));
+  r.get('/nodes/:node/jobs/:id/events', (req, res) => (local(req), streamJobEvents(req, res, deps)));
 
   r.get('/jobs', (req, res) => {
     const q = queryOf(req);
@@ -94,13 +101,15 @@ export function apiRoutes(deps: AppDeps): Router {
     res.json(jobsRepo.recent(limit, vm ? { vm } : {}));
   });
 
-  r.get('/jobs/:id', async (req, res) => {
+  const getJob = async (req: Request, res: import('express').Response) => {
     const id = requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id');
     const wait = queryOf(req).wait;
     const job = wait === undefined ? jobsRepo.get(id) : await jobs.waitFor(id, requireInt('wait', wait, 0, MAX_WAIT_SEC, 'wait') * 1000);
     if (!job) throw new AppError('JOB_NOT_FOUND', `Job ${id} does not exist.`);
     res.json(job);
-  });
+  };
+  r.get('/jobs/:id', getJob);
+  r.get('/nodes/:node/jobs/:id', (req, res) => (local(req), getJob(req, res)));
 
   r.use((_req, _res, next) => next(new AppError('NOT_FOUND', 'No such API endpoint.')));
   return r;

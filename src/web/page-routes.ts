@@ -5,6 +5,7 @@ import { requireInt } from '../domain/numbers.js';
 import type { Job } from '../domain/job.js';
 import type { Vm } from '../domain/vm.js';
 import type { CreateOptions } from '../services/host-facts.js';
+import type { VmVerb } from '../services/nodes/node-actions.js';
 import { toAppError } from './error-handler.js';
 import { bodyOf, requestUser } from './request-context.js';
 
@@ -16,23 +17,41 @@ interface PageState {
   form?: Record<string, unknown>;
 }
 
+interface NodeSection {
+  name: string;
+  local: boolean;
+  url?: string;
+  vms: Vm[] | AppError;
+}
+
 /** Server-rendered page: works without JavaScript; every action is a form POST, then redirect. */
 export function pageRoutes(deps: AppDeps): Router {
   const r = Router();
-  const { node, jobsRepo, log } = deps;
+  const { node, jobsRepo, log, actions } = deps;
+
+  /** Every node's VMs, asked in parallel: a dead peer shows as inactive, it never holds the page. */
+  async function nodeSections(): Promise<NodeSection[]> {
+    return Promise.all(
+      actions.nodeNames().map(async (name): Promise<NodeSection> => {
+        const peer = deps.peers.get(name);
+        const vms = await actions.listVms(name).then((v): Vm[] | AppError => v, (e) => toAppError(e, log));
+        return { name, local: actions.isLocal(name), ...(peer?.config.url ? { url: peer.config.url } : {}), vms };
+      }),
+    );
+  }
 
   async function renderIndex(req: Request, res: Response, state: PageState = {}) {
-    const [vms, options] = await Promise.all([
-      node.inventory.list().then((v): Vm[] | AppError => v, (e) => toAppError(e, log)),
+    const [nodes, options] = await Promise.all([
+      nodeSections(),
       node.facts.createOptions().then((o): CreateOptions | AppError => o, (e) => toAppError(e, log)),
     ]);
-    const jobParam = req.query.job;
-    const focusJob = typeof jobParam === 'string' && /^\d{1,12}$/.test(jobParam) ? jobsRepo.get(Number(jobParam)) : null;
+    const focusJob = await focusedJob(req);
     const jobs = jobsRepo.recent(ACTIVITY_ROWS);
     const running = jobs.some((j) => j.state === 'running') || focusJob?.state === 'running';
     res.status(state.status ?? 200).render('index', {
       nodeName: node.name,
-      vms,
+      nodes,
+      nodeNames: actions.nodeNames(),
       options,
       jobs,
       focusJob,
@@ -42,20 +61,30 @@ export function pageRoutes(deps: AppDeps): Router {
     });
   }
 
+  async function focusedJob(req: Request): Promise<Job | null> {
+    const id = typeof req.query.job === 'string' && /^\d{1,12}$/.test(req.query.job) ? Number(req.query.job) : null;
+    if (id === null) return null;
+    const on = typeof req.query.node === 'string' ? req.query.node : node.name;
+    return actions.getJob(on, id).catch(() => null);
+  }
+
   /**
    * After a POST: redirect so a reload does not repeat the action; the job shows at the top.
    * No `#job` fragment: a meta refresh re-targets the current URL, and with a fragment
    * browsers treat that as a same-document scroll, so the page would never refresh.
    */
-  const afterAction = (res: Response, job: Job) => res.redirect(303, `/?job=${job.id}`);
+  const afterAction = (res: Response, job: Job) =>
+    res.redirect(303, job.kind === 'migrate' ? jobPath(job.node, job.id) : `/?job=${job.id}${job.node === node.name ? '' : `&node=${encodeURIComponent(job.node)}`}`);
 
   const onFormError = async (req: Request, res: Response, e: unknown, form?: Record<string, unknown>) => {
     const err = toAppError(e, log);
     await renderIndex(req, res, { status: err.httpStatus, error: err, ...(form ? { form } : {}) });
   };
 
-  const checkNode = (req: Request) => {
-    if (req.params.node !== node.name) throw new AppError('NODE_NOT_FOUND', `Node ${String(req.params.node)} is not known to this manager.`);
+  const knownNode = (req: Request): string => {
+    const name = String(req.params.node);
+    if (!actions.nodeNames().includes(name)) throw new AppError('NODE_NOT_FOUND', `Node ${name} is not known to this manager.`);
+    return name;
   };
 
   r.get('/', (req, res) => renderIndex(req, res));
@@ -63,39 +92,66 @@ export function pageRoutes(deps: AppDeps): Router {
   r.post('/nodes/:node/vms', async (req, res) => {
     const body = bodyOf(req);
     try {
-      checkNode(req);
+      if (req.params.node !== node.name) throw new AppError('NODE_NOT_FOUND', `VMs are created on node ${String(req.params.node)} from its own page.`);
       afterAction(res, await node.creator.request(body, requestUser(req)));
     } catch (e) {
       await onFormError(req, res, e, body);
     }
   });
 
-  const action = (verb: string, run: (vm: string, body: Record<string, unknown>, user: string | null) => Promise<Job>) =>
+  for (const verb of ['start', 'shutdown', 'poweroff', 'delete', 'migrate'] as const satisfies readonly VmVerb[]) {
     r.post(`/nodes/:node/vms/:vm/${verb}`, async (req, res) => {
       try {
-        checkNode(req);
-        afterAction(res, await run(String(req.params.vm), bodyOf(req), requestUser(req)));
+        const on = knownNode(req);
+        afterAction(res, await actions.vmAction(on, String(req.params.vm), verb, lastValues(bodyOf(req)), requestUser(req)));
       } catch (e) {
         await onFormError(req, res, e);
       }
     });
+  }
 
-  action('start', (vm, _b, u) => node.power.start(vm, u));
-  action('shutdown', (vm, b, u) => node.power.shutdown(vm, lastValues(b), u));
-  action('poweroff', (vm, _b, u) => node.power.poweroff(vm, u));
-  action('delete', (vm, b, u) => node.power.delete(vm, lastValues(b), u));
+  /** Pre-flight, shown before anything starts: every check with its go/no-go sentence. */
+  r.get('/nodes/:node/vms/:vm/migrate', async (req, res) => {
+    const on = knownNode(req);
+    const vm = String(req.params.vm);
+    const to = typeof req.query.to === 'string' ? req.query.to : '';
+    const mode = req.query.mode === 'offline' || req.query.mode === 'live' ? req.query.mode : undefined;
+    let check: unknown = null;
+    let error: AppError | null = null;
+    try {
+      check = await actions.migrateCheck(on, vm, { to, ...(mode ? { mode } : {}) });
+    } catch (e) {
+      error = toAppError(e, log);
+    }
+    res.status(error ? error.httpStatus : 200).render('migrate', { nodeName: node.name, on, vm, to, check, error, nodeNames: actions.nodeNames() });
+  });
+
+  r.get('/nodes/:node/jobs/:id', async (req, res) => {
+    const on = knownNode(req);
+    const job = await actions.getJob(on, requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id'));
+    res.render('job', { nodeName: node.name, on, job, running: job.state === 'running' });
+  });
+
+  r.post('/nodes/:node/jobs/:id/abort', async (req, res) => {
+    const on = knownNode(req);
+    const id = requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id');
+    await actions.abortJob(on, id, requestUser(req));
+    res.redirect(303, jobPath(on, id));
+  });
 
   r.get('/jobs', (_req, res) => {
     res.render('jobs', { nodeName: node.name, jobs: jobsRepo.recent(200) });
   });
 
   r.get('/jobs/:id', (req, res) => {
-    const job = jobsRepo.get(requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id'));
-    if (!job) throw new AppError('JOB_NOT_FOUND', `Job ${String(req.params.id)} does not exist.`);
-    res.render('job', { nodeName: node.name, job, running: job.state === 'running' });
+    res.redirect(302, jobPath(node.name, requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id')));
   });
 
   return r;
+}
+
+function jobPath(node: string, id: number): string {
+  return `/nodes/${encodeURIComponent(node)}/jobs/${id}`;
 }
 
 /** A checkbox after a hidden input of the same name posts both; the last one is what the user chose. */

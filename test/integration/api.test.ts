@@ -92,7 +92,7 @@ describe('POST /api/nodes/:node/vms (create)', () => {
     const { app } = await appWith();
     const r = await api(app, 'POST', '/api/nodes/alpha/vms', { name: 'later', vcpus: 1, memoryMiB: 128, diskGiB: 1, start: false });
     expect(r.status).toBe(202);
-    expect(r.headers.get('location')).toBe(`/api/jobs/${r.json.job.id}`);
+    expect(r.headers.get('location')).toBe(`/api/nodes/alpha/jobs/${r.json.job.id}`);
     const done = await api(app, 'GET', `/api/jobs/${r.json.job.id}?wait=20`);
     expect(done.json).toMatchObject({ state: 'ok', message: 'VM later created.' });
     expect((await api(app, 'GET', '/api/nodes/alpha/vms/later')).json.state).toBe('shut-off');

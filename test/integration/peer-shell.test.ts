@@ -14,7 +14,7 @@ afterAll(() => sshd?.stop());
 
 const peer = (patch: Partial<PeerConfig> = {}): PeerConfig => ({
   name: 'beta', sshHost: '127.0.0.1', sshPort: sshd.port, sshUser: 'root', sshKeyFile: sshd.clientKey,
-  hostKey: sshd.hostKey, dataAddress: '127.0.0.1', ...patch,
+  hostKey: sshd.hostKey, dataAddress: '127.0.0.1', managerHost: '127.0.0.1', managerPort: 8080, ...patch,
 });
 
 describe('PeerShell over a real sshd', () => {

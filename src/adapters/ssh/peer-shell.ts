@@ -56,7 +56,7 @@ export class PeerShell {
       client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
         if (err) {
           client.end();
-          return reject(new AppError('NODE_UNREACHABLE', `Node ${this.peer.name} refused to open a tunnel to ${host}:${port}.`, { detail: err.message }));
+          return reject(new AppError('NODE_UNREACHABLE', `Node ${this.peer.name} refused to open a tunnel to ${host}:${port}.`, { detail: `${host}:${port} on ${this.peer.name}: ${err.message}` }));
         }
         channel.once('close', () => client.end());
         resolve(channel);

@@ -6,15 +6,22 @@ import { PeerShell } from '../../adapters/ssh/peer-shell.js';
 import { buildPeerLibvirtUri, knownHostsText } from '../../adapters/libvirt/peer-uri.js';
 import type { CommandRecord, CommandResult } from '../../adapters/process/run-command.js';
 import type { NodeStatus } from '../local-node.js';
+import { PeerManagerClient } from '../../adapters/peer-api/peer-manager-client.js';
+import { RemoteNode } from '../nodes/remote-node.js';
 
 const STATUS_TIMEOUT_MS = 4_000;
 
 /** A peer node: reached by ssh2 for commands, by libvirt over libssh2 for migration. */
 export class PeerNode {
   readonly shell: PeerShell;
+  /** The peer's own kvm-ferry, through an SSH tunnel. */
+  readonly api: PeerManagerClient;
+  readonly remote: RemoteNode;
 
-  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, onRecord?: (r: CommandRecord) => void) {
+  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void) {
     this.shell = new PeerShell(config, onRecord);
+    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort));
+    this.remote = new RemoteNode(config.name, this.api, localName, config.url);
   }
 
   get name(): string {
@@ -29,8 +36,13 @@ export class PeerNode {
     return this.shell.exec('virsh', ['-c', 'qemu:///system', ...args], { timeoutMs: 30_000, ...opts });
   }
 
-  /** Up when SSH logs in with the pinned key and the peer's libvirtd answers; one slow peer never holds the page. */
-  async status(): Promise<NodeStatus> {
+  /** Up when its kvm-ferry answers through SSH and its libvirtd answers it; one slow peer never holds the page. */
+  status(): Promise<NodeStatus> {
+    return this.remote.status();
+  }
+
+  /** Up when SSH logs in with the pinned key and the peer's libvirtd answers (what migration itself needs). */
+  async libvirtStatus(): Promise<NodeStatus> {
     const base = { name: this.name, local: false, ...(this.config.url ? { url: this.config.url } : {}) };
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -55,7 +67,7 @@ export class PeerDirectory {
   constructor(config: Config, onRecord?: (r: CommandRecord) => void) {
     const knownHosts = join(config.dataDir, 'peers_known_hosts');
     writeFileSync(knownHosts, knownHostsText(config.peers), { mode: 0o600 });
-    for (const p of config.peers) this.peers.set(p.name, new PeerNode(p, knownHosts, onRecord));
+    for (const p of config.peers) this.peers.set(p.name, new PeerNode(p, knownHosts, config.nodeName, onRecord));
   }
 
   all(): PeerNode[] {
