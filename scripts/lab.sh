@@ -7,6 +7,8 @@
 #        scripts/lab.sh exec NODE CMD…            run CMD inside a node
 #        scripts/lab.sh shape NODE RATE|off       limit a node's link (tbf), e.g. 100mbit
 #        scripts/lab.sh cut NODE | heal NODE      unplug / replug a node's link
+#        scripts/lab.sh manager NODE start|kill   (re)start a node's manager, or kill -9 it
+#        scripts/lab.sh daemon NODE libvirtd|sshd stop|start
 #
 # Node i is lab-<a…e> at 10.77.0.(10+i)/24: its own network namespace
 # (kflab-<x>, veth to bridge kflab0 in namespace kflab-sw), its own mount and
@@ -36,7 +38,7 @@ source "$LAB_LIB/up.sh"
 # shellcheck source=scripts/lab/down.sh
 source "$LAB_LIB/down.sh"
 
-usage() { sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
@@ -54,6 +56,8 @@ exec)
 	exec nsenter -t "$p" -m -u -n -- "$@"
 	;;
 shape) lab_shape "$@" ;;
+manager) lab_manager "$@" ;;
+daemon) lab_daemon "$@" ;;
 cut) lab_cut "$@" ;;
 heal) lab_heal "$@" ;;
 -h | --help | help) usage ;;

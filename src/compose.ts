@@ -14,11 +14,15 @@ import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
 import { NodeActions } from './services/nodes/node-actions.js';
+import { MigrationReconciler } from './services/migration/reconcile.js';
+import { LeftoverJanitor } from './services/migration/leftovers.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 
 export interface Composed extends AppDeps {
   db: Db;
+  reconciler: MigrationReconciler;
+  janitor: LeftoverJanitor;
   close(): Promise<void>;
 }
 
@@ -47,17 +51,25 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
   });
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
   const actions = new NodeActions(node, peers, migrator, jobsRepo, jobs);
+  const reconciler = new MigrationReconciler(node.ctx, peers, jobsRepo, jobs, migrator);
+  const janitor = new LeftoverJanitor(jobsRepo, peers, async (uuid) => {
+    node.inventory.invalidate();
+    return (await node.inventory.list()).some((v) => v.uuid === uuid);
+  }, log);
   return {
     config,
     node,
     peers,
     migrator,
     actions,
+    reconciler,
+    janitor,
     jobs,
     jobsRepo,
     log,
     db,
     async close() {
+      janitor.stop();
       await jobs.drain();
       await conn.close();
       db.close();

@@ -43,6 +43,8 @@ export interface Config {
   /** After a verified migration the source disks are deleted unless this is true. */
   keepSourceDisks: boolean;
   virtInstallTimeoutSec: number;
+  /** A migration that moves no data for this long is aborted (link down, peer frozen). */
+  migrationStallTimeoutSec: number;
   peers: PeerConfig[];
   /** Where the config came from, for the log line at start-up. */
   source: string;
@@ -72,6 +74,7 @@ export function defaultConfig(): Config {
     shutdownTimeoutSec: 120,
     keepSourceDisks: false,
     virtInstallTimeoutSec: 600,
+    migrationStallTimeoutSec: 30,
     peers: [],
     source: 'embedded default',
   };
@@ -104,7 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'peers',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -127,6 +130,7 @@ export function parseConfig(raw: unknown): Config {
     shutdownTimeoutSec: int(obj, 'shutdownTimeoutSec', d.shutdownTimeoutSec, 1, 3600),
     keepSourceDisks: bool(obj, 'keepSourceDisks', d.keepSourceDisks),
     virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
+    migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
     peers: peers(obj.peers),
     source: 'file',
   };

@@ -3,6 +3,8 @@ import { createLogger } from './log.js';
 import { compose } from './compose.js';
 import { createApp } from './app.js';
 
+const JANITOR_INTERVAL_MS = 15_000;
+
 /** Composition root: config → db → adapters → app → listen. */
 async function main(): Promise<void> {
   const log = createLogger({ level: process.env.KVM_FERRY_LOG_LEVEL === 'debug' ? 'debug' : 'info' });
@@ -17,6 +19,11 @@ async function main(): Promise<void> {
     throw e;
   }
   const deps = compose(config, log);
+  // Migrations first: libvirt may still be moving the VM, and that job is followed, not failed.
+  const adopted = deps.reconciler.reconcile();
+  if (adopted.length) log.warn('migrations interrupted by the previous run are being reconciled with libvirt', { ids: adopted });
+  deps.janitor.start(JANITOR_INTERVAL_MS);
+  void deps.janitor.runOnce();
   const orphans = deps.jobs.failOrphans();
   if (orphans.length) log.warn('jobs interrupted by the previous run marked failed', { ids: orphans.map((j) => j.id) });
 

@@ -183,3 +183,61 @@ lab_up() {
 	done
 	log "up in $(elapsed_s "$started") s; reach a node with: scripts/lab.sh exec ${NODES[0]} CMD…  (root namespace: $HOST_ADDR on $HOST_IF)"
 }
+
+# lab.sh manager NODE start|kill — (re)start a node's manager, or kill -9 it (crash tests).
+lab_manager() {
+	local node=${1:-} what=${2:-} S p
+	[[ -n $node && -n $what ]] || die "usage: lab.sh manager NODE start|kill"
+	require_node "$node"
+	S=$(node_state "$node")
+	case $what in
+	start)
+		start_manager "$node"
+		wait_manager "$node"
+		;;
+	kill)
+		p=$(read_pid "$S/run/kvm-ferry-manager.pid")
+		if pid_alive "$p"; then
+			kill -9 "$p"
+			wait_until 10 "the manager of $node to die" pid_gone "$p"
+		fi
+		rm -f "$S/run/kvm-ferry-manager.pid" "$LAB_RUN/$node.manager.pid"
+		log "$node: manager killed"
+		;;
+	*) die "usage: lab.sh manager NODE start|kill" ;;
+	esac
+}
+
+# lab.sh daemon NODE libvirtd|sshd stop|start — for the failure tests.
+lab_daemon() {
+	local node=${1:-} d=${2:-} what=${3:-} S p
+	[[ -n $node && -n $d && -n $what ]] || die "usage: lab.sh daemon NODE libvirtd|sshd stop|start"
+	require_node "$node"
+	S=$(node_state "$node")
+	case $d:$what in
+	libvirtd:stop | sshd:stop)
+		p=$(read_pid "$S/run/$d.pid")
+		if pid_alive "$p"; then
+			kill "$p"
+			wait_until 20 "$d of $node to stop" pid_gone "$p"
+		fi
+		log "$node: $d stopped"
+		;;
+	libvirtd:start)
+		pid_alive "$(read_pid "$S/run/libvirtd.pid")" ||
+			in_node_clean "$node" taskset -c 0 libvirtd -d </dev/null >>"$S/daemons.log" 2>&1
+		wait_until 60 "libvirtd of $node" libvirt_answers "$node"
+		cp "$S/run/libvirtd.pid" "$LAB_RUN/$node.libvirtd.pid"
+		;;
+	sshd:start)
+		pid_alive "$(read_pid "$S/run/sshd.pid")" ||
+			in_node_clean "$node" /usr/sbin/sshd -f "$S/ssh/sshd_config" -E "$S/sshd.log" </dev/null >>"$S/daemons.log" 2>&1
+		wait_until 10 "sshd of $node" sshd_answers "$node"
+		cp "$S/run/sshd.pid" "$LAB_RUN/$node.sshd.pid"
+		;;
+	*) die "usage: lab.sh daemon NODE libvirtd|sshd stop|start" ;;
+	esac
+}
+
+pid_gone() { ! pid_alive "$1"; }
+sshd_answers() { pid_alive "$(read_pid "$(node_state "$1")/run/sshd.pid")"; }

@@ -55,6 +55,17 @@ export class JobRunner extends EventEmitter {
       throw e;
     }
     this.emit('update', job);
+    this.run(job, work);
+    return job;
+  }
+
+  /** Takes over a job row left running by a previous process (e.g. to follow a migration libvirt still runs). */
+  adopt(job: Job, work: (ctx: JobContext) => Promise<JobOutcome>): void {
+    if (job.state !== 'running' || this.inFlight.has(job.id)) return;
+    this.run(job, work);
+  }
+
+  private run(job: Job, work: (ctx: JobContext) => Promise<JobOutcome>): void {
     const aborted = { value: false };
     const ctx: JobContext = {
       job,
@@ -79,7 +90,6 @@ export class JobRunner extends EventEmitter {
       this.inFlight.delete(job.id);
       this.aborters.delete(job.id);
     });
-    return job;
   }
 
   private async execute(job: Job, ctx: JobContext, work: (ctx: JobContext) => Promise<JobOutcome>): Promise<Job> {

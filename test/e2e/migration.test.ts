@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { http, inNode, lab, labNodes, tryInNode } from '../helpers/lab.js';
+import { launchChromium } from '../helpers/browser.js';
 
 /**
  * Live migration through kvm-ferry on the lab: two nodes in network namespaces, each
@@ -56,7 +57,7 @@ describe('live migration between two lab nodes', () => {
     const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name });
     expect(r.status).toBe(200);
     expect(r.json.go, JSON.stringify(r.json.checks)).toBe(true);
-    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'disks-supported', 'peer-reachable', 'name-free', 'uuid-free', 'paths-free', 'disk-space', 'memory', 'hypervisor']);
+    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'disks-supported', 'peer-reachable', 'libvirt-link', 'name-free', 'uuid-free', 'paths-free', 'disk-space', 'memory', 'hypervisor']);
   });
 
   it('moves the running guest to B alive, sparse, and gone from A', async () => {
@@ -128,6 +129,45 @@ describe('live migration between two lab nodes', () => {
       expect(tryInNode(B.name, 'stat', '/var/lib/kvm-ferry/images/ferry-live.qcow2').ok).toBe(false);
     } finally {
       lab('shape', A.name, 'off');
+    }
+  });
+
+  it('migrates from the page: pre-flight, a progress bar that climbs to 100 %, then the VM under the other node', async () => {
+    const browser = await launchChromium();
+    lab('shape', A.name, '100mbit');
+    try {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(120_000);
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${A.url}/`);
+      const row = page.locator(`#node-${A.name} tr[data-vm="${VM}"]`);
+      await row.locator('select[name="to"]').selectOption(B.name);
+      await row.getByRole('button', { name: 'Migrate…' }).click();
+      await page.waitForURL(/\/migrate\?to=/);
+      expect(await page.locator('.preflight').getAttribute('data-go')).toBe('true');
+      expect(await page.locator('li.check-no').count()).toBe(0);
+      await page.locator('#migrate-now').click();
+      await page.waitForURL(/\/nodes\/lab-a\/jobs\/\d+$/);
+      // Sample the bar as the events move it, until the page shows the outcome.
+      const seen: number[] = [];
+      const deadline = Date.now() + 150_000;
+      while (Date.now() < deadline) {
+        const v = await page.locator('progress.bar').evaluate((el) => (el as HTMLProgressElement).value).catch(() => null);
+        if (v !== null) seen.push(v);
+        if (await page.locator('#job[data-job-state="ok"], #job[data-job-state="failed"]').count()) break;
+        await page.waitForTimeout(250);
+      }
+      expect(await page.locator('#job').getAttribute('data-job-state'), await page.locator('#job').innerText()).toBe('ok');
+      expect(await page.locator('progress.bar').evaluate((el) => (el as HTMLProgressElement).value)).toBe(100);
+      expect(seen.some((v) => v > 0 && v < 100), `bar values seen: ${seen.join(',')}`).toBe(true);
+      await page.goto(`${A.url}/`);
+      await expect.poll(() => page.locator(`#node-${B.name} tr[data-vm="${VM}"]`).count()).toBe(1);
+      expect(await page.locator(`#node-${A.name} tr[data-vm="${VM}"]`).count()).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      lab('shape', A.name, 'off');
+      await browser.close();
     }
   });
 });

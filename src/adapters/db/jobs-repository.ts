@@ -108,4 +108,15 @@ export class JobsRepository {
     const sql = `SELECT * FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return (this.db.prepare(sql).all(...args, limit) as JobRow[]).map(toJob);
   }
+
+  /** Failed migrations whose destination leftovers could not be removed yet (peer was unreachable). */
+  withPendingCleanup(): Job[] {
+    return (this.db.prepare("SELECT * FROM jobs WHERE kind = 'migrate' AND state = 'failed' AND json_extract(result, '$.cleanupPending') = 1 ORDER BY id").all() as JobRow[]).map(toJob);
+  }
+
+  /** Ends a job that never ran: a refusal is recorded like any outcome. */
+  refused(input: Parameters<JobsRepository['start']>[0], message: string, detail: string | null): Job {
+    const job = this.start(input);
+    return this.finish(job.id, 'failed', message, detail);
+  }
 }

@@ -16,6 +16,8 @@ export interface RunOptions {
   /** One short sentence used when the command fails ("virt-install could not create web-01"). */
   failureMessage?: string;
   env?: NodeJS.ProcessEnv;
+  /** Kills the command (SIGKILL) when aborted. */
+  signal?: AbortSignal;
 }
 
 /** One record per command actually started; tests and the abuse suite read it. */
@@ -57,6 +59,7 @@ export function createCommandRunner(onRecord?: (r: CommandRecord) => void): Comm
           maxBuffer: opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
           env: opts.env ?? { ...process.env, LC_ALL: 'C', LANG: 'C' },
           encoding: 'utf8',
+          ...(opts.signal ? { signal: opts.signal } : {}),
         },
         (error, stdout, stderr) => {
           record.durationMs = Date.now() - record.startedAt;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { PeerConfig } from '../../config.js';
 import { AppError } from '../../errors.js';
@@ -11,27 +11,91 @@ export interface PeerExecOptions {
   timeoutMs?: number;
   check?: boolean;
   failureMessage?: string;
+  /** Streamed to the remote command's stdin (e.g. a disk image into dd). */
+  stdin?: Readable;
+  /** Closes the remote command (and stops reading stdin) when aborted. */
+  signal?: AbortSignal;
 }
 
 const CONNECT_TIMEOUT_MS = 5_000;
 const MAX_OUTPUT = 4 * 1024 * 1024;
 
+const IDLE_CLOSE_MS = 3_000;
+const MAX_CHANNELS = 8;
+
+interface Pooled {
+  client: Client;
+  users: number;
+  idle?: NodeJS.Timeout;
+  dead: boolean;
+}
+
 /**
  * Runs commands on a peer node over ssh2, with the peer's host key pinned from the
- * config (a mismatch is refused before authentication). One connection per call:
- * remote steps are few and seconds apart, and a fresh connection never carries a
- * half-dead session into the next step.
+ * config (a mismatch is refused before authentication). Calls made close together
+ * share one connection (one channel each): a pre-flight's dozen questions or a page's
+ * status and VM list then pay for one handshake. The connection closes after a few
+ * idle seconds, and one that failed is never reused.
  */
 export class PeerShell {
+  private pooled: Pooled | null = null;
+  private connecting: Promise<Pooled> | null = null;
+
   constructor(private readonly peer: PeerConfig, private readonly onRecord?: (r: CommandRecord) => void) {}
+
+  /** A connection for one call; `release` must be called when the call's channel is done. */
+  private async acquire(): Promise<{ client: Client; release: () => void }> {
+    let p = this.pooled && !this.pooled.dead && this.pooled.users < MAX_CHANNELS ? this.pooled : null;
+    if (!p) {
+      if (!this.connecting) {
+        this.connecting = this.connect().then(
+          (client) => {
+            const fresh: Pooled = { client, users: 0, dead: false };
+            const drop = () => {
+              fresh.dead = true;
+              if (this.pooled === fresh) this.pooled = null;
+            };
+            client.on('close', drop);
+            client.on('error', drop);
+            this.pooled = fresh;
+            return fresh;
+          },
+        ).finally(() => (this.connecting = null));
+      }
+      p = await this.connecting;
+      if (p.users >= MAX_CHANNELS) return this.acquire();
+    }
+    const conn = p;
+    clearTimeout(conn.idle);
+    conn.users++;
+    let released = false;
+    return {
+      client: conn.client,
+      release: () => {
+        if (released) return;
+        released = true;
+        conn.users--;
+        if (conn.users === 0) {
+          conn.idle = setTimeout(() => {
+            if (conn.users === 0) {
+              conn.dead = true;
+              if (this.pooled === conn) this.pooled = null;
+              conn.client.end();
+            }
+          }, IDLE_CLOSE_MS);
+          conn.idle.unref();
+        }
+      },
+    };
+  }
 
   async exec(file: string, args: readonly string[], opts: PeerExecOptions = {}): Promise<CommandResult> {
     const command = quoteArgv(file, args);
     const record: CommandRecord = { file: `${this.peer.name}:${file}`, args: [...args], startedAt: Date.now() };
     this.onRecord?.(record);
-    const client = await this.connect();
+    const { client, release } = await this.acquire();
     try {
-      const result = await runOn(client, command, opts.timeoutMs ?? 60_000);
+      const result = await runOn(client, command, opts.timeoutMs ?? 60_000, opts);
       record.exitCode = result.exitCode;
       record.durationMs = Date.now() - record.startedAt;
       if (result.exitCode !== 0 && opts.check !== false) {
@@ -41,7 +105,7 @@ export class PeerShell {
       }
       return result;
     } finally {
-      client.end();
+      release();
     }
   }
 
@@ -51,14 +115,14 @@ export class PeerShell {
    * Ending the stream ends the SSH connection.
    */
   async openTcp(host: string, port: number): Promise<Duplex> {
-    const client = await this.connect();
+    const { client, release } = await this.acquire();
     return new Promise((resolve, reject) => {
       client.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
         if (err) {
-          client.end();
+          release();
           return reject(new AppError('NODE_UNREACHABLE', `Node ${this.peer.name} refused to open a tunnel to ${host}:${port}.`, { detail: `${host}:${port} on ${this.peer.name}: ${err.message}` }));
         }
-        channel.once('close', () => client.end());
+        channel.once('close', release);
         resolve(channel);
       });
     });
@@ -66,7 +130,7 @@ export class PeerShell {
 
   /** Connects and authenticates only: the cheapest proof the peer's SSH works. */
   async probe(): Promise<void> {
-    (await this.connect()).end();
+    (await this.acquire()).release();
   }
 
   private async connect(): Promise<Client> {
@@ -88,6 +152,9 @@ export class PeerShell {
       username: p.sshUser,
       privateKey,
       readyTimeout: CONNECT_TIMEOUT_MS,
+      // A shared connection whose link died must be noticed before the next call trusts it.
+      keepaliveInterval: 2_000,
+      keepaliveCountMax: 3,
       hostVerifier: (key: Buffer) => {
         seenKey = key;
         return key.equals(pinned.blob);
@@ -126,7 +193,7 @@ export class PeerShell {
   }
 }
 
-function runOn(client: Client, command: string, timeoutMs: number): Promise<CommandResult> {
+function runOn(client: Client, command: string, timeoutMs: number, io: Pick<PeerExecOptions, 'stdin' | 'signal'> = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     client.exec(command, (err, stream) => {
       if (err) return reject(new AppError('NODE_UNREACHABLE', 'The peer refused to run a command over SSH.', { detail: err.message }));
@@ -142,8 +209,24 @@ function runOn(client: Client, command: string, timeoutMs: number): Promise<Comm
       stream.stderr.on('data', (d: Buffer) => {
         if (stderr.length < MAX_OUTPUT) stderr += d.toString('utf8');
       });
+      const onAbort = () => {
+        io.stdin?.unpipe(stream);
+        io.stdin?.destroy();
+        stream.close();
+      };
+      io.signal?.addEventListener('abort', onAbort, { once: true });
+      if (io.stdin) {
+        io.stdin.on('error', (e) => {
+          stream.close();
+          reject(new AppError('COMMAND_FAILED', 'Reading the data to send failed.', { detail: (e as Error).message }));
+        });
+        io.stdin.pipe(stream);
+      } else {
+        stream.end();
+      }
       stream.on('close', (code: number | null) => {
         clearTimeout(timer);
+        io.signal?.removeEventListener('abort', onAbort);
         resolve({ stdout, stderr, exitCode: code ?? -1 });
       });
     });

@@ -6,18 +6,19 @@ import { parseDomJobInfoRaw, type MigrationProgress } from '../../domain/migrati
 import type { Job } from '../../domain/job.js';
 import { vmStateFromLibvirt } from '../../domain/vm.js';
 import { domainLookup, domainResume } from '../../adapters/libvirt/domain.js';
-import { buildJobAbortArgs, buildJobInfoArgs, buildMigrateArgs } from '../../adapters/virsh/migrate-args.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
-import type { JobContext } from '../job-runner.js';
+import { VmBusyError } from '../../adapters/db/jobs-repository.js';
+import type { JobContext, JobOutcome } from '../job-runner.js';
 import type { NodeContext } from '../node-context.js';
 import type { VmInventory } from '../vm-inventory.js';
 import type { PeerDirectory, PeerNode } from './peer-nodes.js';
 import { runPreflight, type MigrationDisk, type MigrationMode, type PreflightResult } from './preflight.js';
+import { runLiveCopy } from './live-copy.js';
+import { copyDisksOffline, moveDefinitionOffline } from './offline-copy.js';
+import { removeLeftovers, type Leftovers } from './leftovers.js';
+import { failureSentence } from './failure-sentence.js';
 
-const PROGRESS_INTERVAL_MS = 1000;
-const MIGRATE_TIMEOUT_MS = 6 * 3600_000;
-
-interface Plan {
+export interface Plan {
   vmName: string;
   uuid: string;
   peer: PeerNode;
@@ -25,7 +26,7 @@ interface Plan {
   preflight: PreflightResult;
 }
 
-/** Live migration of a VM on this node to a peer, as a job that either moves it or leaves it where it was. */
+/** Moves a VM of this node to a peer, as a job that either moves it or leaves it where it was. */
 export class VmMigrator {
   constructor(
     private readonly ctx: NodeContext,
@@ -42,18 +43,26 @@ export class VmMigrator {
 
   async request(rawName: unknown, body: Record<string, unknown>, user: string | null): Promise<Job> {
     const plan = await this.plan(rawName, body);
+    const from = this.ctx.config.nodeName;
+    const req = {
+      kind: 'migrate' as const, node: from, vm: plan.vmName, user,
+      message: `Migrating ${plan.vmName} to ${plan.peer.name}…`,
+      params: { to: plan.peer.name, mode: plan.mode, uuid: plan.uuid, disks: plan.preflight.disks.map((d) => d.path), checks: plan.preflight.checks },
+    };
     if (!plan.preflight.go) {
       const failed = plan.preflight.checks.filter((c) => !c.ok);
-      throw new AppError('VM_STATE_CONFLICT', `Migration of ${plan.vmName} to ${plan.peer.name} refused: ${failed[0]!.message}`, {
-        detail: failed.map((c) => `${c.id}: ${c.message}`).join('\n'),
-      });
+      const message = `Migration of ${plan.vmName} to ${plan.peer.name} refused: ${failed[0]!.message}`;
+      const detail = failed.map((c) => `${c.id}: ${c.message}`).join('\n');
+      // A refusal is an outcome too: it goes in the activity log, and nothing was touched.
+      let job: Job | null = null;
+      try {
+        job = this.jobsRepo.refused(req, message, detail);
+      } catch (e) {
+        if (!(e instanceof VmBusyError)) throw e;
+      }
+      throw new AppError('VM_STATE_CONFLICT', message, { detail: job ? `${detail}\n(job #${job.id})` : detail });
     }
-    if (plan.mode === 'offline') throw badInput('mode', 'Offline migration is not available yet; start the VM and migrate it live.');
-    const from = this.ctx.config.nodeName;
-    return this.ctx.jobs.submit(
-      { kind: 'migrate', node: from, vm: plan.vmName, user, message: `Migrating ${plan.vmName} to ${plan.peer.name}…`, params: { to: plan.peer.name, mode: plan.mode, checks: plan.preflight.checks } },
-      (job) => this.migrate(plan, job),
-    );
+    return this.ctx.jobs.submit(req, (job) => this.migrate(plan, job));
   }
 
   private async plan(rawName: unknown, body: Record<string, unknown>): Promise<Plan> {
@@ -63,116 +72,126 @@ export class VmMigrator {
     if (to === this.ctx.config.nodeName) throw badInput('to', `VM ${vmName} is already on node ${to}.`);
     const peer = this.peers.get(to);
     if (!peer) throw new AppError('NODE_NOT_FOUND', `Node ${to} is not a configured peer of ${this.ctx.config.nodeName}.`, { field: 'to' });
-    const mode = requireChoice('mode', body.mode, ['live', 'offline'] as const, 'live');
     const vm = await this.inventory.get(vmName);
+    // Without an explicit mode: live for a running VM, offline for a shut-off one.
+    const mode = requireChoice('mode', body.mode, ['live', 'offline'] as const, vm.state === 'shut-off' ? 'offline' : 'live');
     const snap = await domainLookup(this.ctx.conn, vmName);
     if (!snap) throw new AppError('VM_NOT_FOUND', `VM ${vmName} does not exist on node ${this.ctx.config.nodeName}.`);
-    const preflight = await runPreflight({ vm, description: snap.description, sourceNode: this.ctx.config.nodeName, peer, mode, jobs: this.jobsRepo, qemuImg: this.ctx.qemuImg });
+    const preflight = await runPreflight({
+      vm, description: snap.description, sourceNode: this.ctx.config.nodeName, peer, mode, jobs: this.jobsRepo, qemuImg: this.ctx.qemuImg,
+      probeControlChannel: () => this.probeControlChannel(peer),
+    });
     return { vmName, uuid: vm.uuid, peer, mode, preflight };
   }
 
-  private async migrate(plan: Plan, job: JobContext): Promise<{ message: string; result: Record<string, unknown> }> {
-    const { vmName: name, peer } = plan;
-    const from = this.ctx.config.nodeName;
+  /** The exact path virsh migrate takes to the peer's libvirtd (qemu+ssh, pinned host key). */
+  private async probeControlChannel(peer: PeerNode): Promise<string | null> {
+    const r = await this.ctx.run('virsh', ['-c', peer.libvirtUri, 'hostname'], { timeoutMs: 20_000, check: false }).catch((e: unknown) => ({ exitCode: -1, stderr: describeError(e), stdout: '' }));
+    return r.exitCode === 0 ? null : (r.stderr || r.stdout).trim().split('\n')[0] ?? 'no answer';
+  }
+
+  private async migrate(plan: Plan, job: JobContext): Promise<JobOutcome> {
+    const { vmName: name, peer, mode } = plan;
     const started = Date.now();
     const created: string[] = [];
     let step = 'disks';
     try {
-      job.progress({ step, percent: 0 }, `Creating sparse disks for ${name} on ${peer.name}…`);
-      for (const d of plan.preflight.disks) {
-        await createRemoteDisk(peer, d);
-        created.push(d.path);
-        job.record({ createdOnDestination: [...created] });
-      }
-
-      step = 'copy';
-      const args = buildMigrateArgs({ sourceUri: this.ctx.config.libvirtUri, vm: name, destUri: peer.libvirtUri, dataAddress: peer.config.dataAddress, mode: 'live' });
-      job.onAbort(async () => {
-        await this.ctx.run('virsh', buildJobAbortArgs(this.ctx.config.libvirtUri, name), { timeoutMs: 30_000, check: false });
-      });
-      const migrating = this.ctx.run('virsh', args, { timeoutMs: MIGRATE_TIMEOUT_MS, failureMessage: `Migration of ${name} to ${peer.name} failed while copying.` });
       let last: MigrationProgress | null = null;
-      const settled = { done: false };
-      void migrating.finally(() => (settled.done = true)).catch(() => undefined);
-      while (!settled.done) {
-        await Promise.race([migrating.catch(() => undefined), this.ctx.sleep(PROGRESS_INTERVAL_MS)]);
-        if (settled.done) break;
-        const p = await this.jobInfo(name);
-        if (p) {
-          last = p;
-          job.progress({ step, ...p }, `Migrating ${name} to ${peer.name}: ${p.percent}%`);
+      let copiedBytes: number | null = null;
+      if (mode === 'live') {
+        job.progress({ step, percent: 0 }, `Creating sparse disks for ${name} on ${peer.name}…`);
+        for (const d of plan.preflight.disks) {
+          // Recorded before it exists: a failure half-way through still removes it.
+          created.push(d.path);
+          job.record({ createdOnDestination: [...created] });
+          await createRemoteDisk(peer, d);
         }
+        step = 'copy';
+        last = await runLiveCopy(this.ctx, name, peer, job, () => step);
+      } else {
+        step = 'copy';
+        copiedBytes = await copyDisksOffline(peer, plan.preflight.disks, job, (path) => {
+          created.push(path);
+          job.record({ createdOnDestination: [...created] });
+        });
+        step = 'define';
+        await moveDefinitionOffline(this.ctx, name, peer);
       }
-      await migrating;
 
       step = 'verify';
-      const destState = (await peer.virsh(['domstate', '--domain', name], { check: false })).stdout.trim();
-      const stillHere = await domainLookup(this.ctx.conn, name);
-      if (destState !== 'running' || stillHere) {
-        throw new AppError('LIBVIRT_FAILED', `Migration of ${name} finished but could not be verified (on ${peer.name}: ${destState || 'absent'}; on ${from}: ${stillHere ? 'still defined' : 'gone'}).`);
-      }
-      const completed = parseDomJobInfoRaw((await peer.virsh(['domjobinfo', '--domain', name, '--completed', '--rawstats'], { check: false })).stdout);
+      await this.verifyMoved(plan);
+      const completed = mode === 'live' ? parseDomJobInfoRaw((await peer.virsh(['domjobinfo', '--domain', name, '--completed', '--rawstats'], { check: false })).stdout) : null;
       const destAllocated = await remoteAllocated(peer, plan.preflight.disks);
 
       step = 'cleanup';
-      const removed: string[] = [];
-      if (!this.ctx.config.keepSourceDisks) {
-        for (const d of plan.preflight.disks) {
-          await unlink(d.path).then(() => removed.push(d.path), (e) => this.ctx.log.warn('source disk not removed', { path: d.path, error: String(e) }));
-        }
-      }
+      const removed = await this.removeSourceDisks(plan.preflight.disks.map((d) => d.path));
       this.inventory.invalidate();
       const result = {
-        from, to: peer.name, durationMs: Date.now() - started,
+        from: this.ctx.config.nodeName, to: peer.name, mode, durationMs: Date.now() - started,
         downtimeMs: completed?.downtimeMs ?? null,
-        bytesMoved: completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? null,
+        bytesMoved: completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? copiedBytes,
         sourceAllocatedBytes: plan.preflight.disks.reduce((a, d) => a + d.allocatedBytes, 0),
         destinationAllocatedBytes: destAllocated,
         sourceDisksRemoved: removed,
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
       const down = result.downtimeMs === null ? '' : `, ${result.downtimeMs} ms downtime`;
-      return { message: `VM ${name} migrated to ${peer.name} in ${(result.durationMs / 1000).toFixed(1)} s${down}.`, result };
+      const verb = mode === 'live' ? 'migrated' : 'moved (offline)';
+      return { message: `VM ${name} ${verb} to ${peer.name} in ${(result.durationMs / 1000).toFixed(1)} s${down}.`, result };
     } catch (e) {
-      const outcome = await this.restore(plan, created);
+      const outcome = await this.restore(plan, created, job);
       const why = job.aborted ? `Migration of ${name} to ${peer.name} was aborted.` : failureSentence(e, step, name, peer.name);
-      throw new AppError('LIBVIRT_FAILED', `${why} ${outcome}`, { detail: describeError(e) + (isAppErrorWithDetail(e) ? `\n${e.detail}` : ''), cause: e });
+      throw new AppError('LIBVIRT_FAILED', `${why} ${outcome}`, { detail: describeError(e) + (e instanceof AppError && e.detail ? `\n${e.detail}` : ''), cause: e });
     }
   }
 
-  private async jobInfo(name: string): Promise<MigrationProgress | null> {
-    try {
-      const r = await this.ctx.run('virsh', buildJobInfoArgs(this.ctx.config.libvirtUri, name, false), { timeoutMs: 10_000, check: false });
-      return r.exitCode === 0 ? parseDomJobInfoRaw(r.stdout) : null;
-    } catch {
-      return null;
+  /** Success means: defined on the destination (running, for live) and gone from here. */
+  private async verifyMoved(plan: Plan): Promise<void> {
+    const { vmName: name, peer, mode } = plan;
+    const destState = (await peer.virsh(['domstate', '--domain', name], { check: false })).stdout.trim();
+    const stillHere = await domainLookup(this.ctx.conn, name);
+    const wanted = mode === 'live' ? 'running' : 'shut off';
+    if (destState !== wanted || stillHere) {
+      throw new AppError('LIBVIRT_FAILED', `the result could not be verified (on ${peer.name}: ${destState || 'absent'}; on ${this.ctx.config.nodeName}: ${stillHere ? 'still defined' : 'gone'})`);
     }
+  }
+
+  /** Only after the destination is verified; kept when the config says so. */
+  async removeSourceDisks(paths: string[]): Promise<string[]> {
+    if (this.ctx.config.keepSourceDisks) return [];
+    const removed: string[] = [];
+    for (const p of paths) {
+      await unlink(p).then(() => removed.push(p), (e: unknown) => this.ctx.log.warn('source disk not removed', { path: p, error: String(e) }));
+    }
+    return removed;
   }
 
   /**
    * After a failure: the VM must be running here, nothing of it left there. Destination
-   * state is only removed while the source still has the VM — never the last copy.
+   * state is only removed while the source still has the VM — never the last copy. If the
+   * destination cannot be reached now, the janitor retries later.
    */
-  private async restore(plan: Plan, created: string[]): Promise<string> {
+  async restore(plan: Pick<Plan, 'vmName' | 'uuid' | 'peer'>, created: string[], job: Pick<JobContext, 'record'>): Promise<string> {
     const { vmName: name, peer } = plan;
     const here = await domainLookup(this.ctx.conn, name).catch(() => null);
     if (!here) {
       return `VM ${name} is no longer on ${this.ctx.config.nodeName}; check node ${peer.name} before doing anything else.`;
     }
     if (vmStateFromLibvirt(here.stateCode) === 'paused') await domainResume(this.ctx.conn, name).catch(() => undefined);
-    const notes: string[] = [];
-    try {
-      const there = await peer.virsh(['list', '--all', '--uuid'], { check: false });
-      if (there.stdout.split('\n').some((l) => l.trim() === plan.uuid)) {
-        await peer.virsh(['destroy', '--domain', plan.uuid], { check: false });
-        await peer.virsh(['undefine', '--domain', plan.uuid, '--nvram'], { check: false });
-      }
-      for (const path of created) await peer.shell.exec('rm', ['-f', '--', path], { check: false });
-    } catch (e) {
-      notes.push(`Could not clean up node ${peer.name} (${describeError(e)}); remove ${created.join(', ') || 'nothing'} there by hand.`);
-    }
+    const state = vmStateFromLibvirt((await domainLookup(this.ctx.conn, name).catch(() => here))?.stateCode ?? here.stateCode);
+    const leftovers: Leftovers = { peer: peer.name, vm: name, uuid: plan.uuid, paths: created };
+    const where = `VM ${name} is still ${state === 'running' ? 'running' : state} on ${this.ctx.config.nodeName} with its disks intact.`;
     this.inventory.invalidate();
-    return [`VM ${name} is still running on ${this.ctx.config.nodeName} with its disks intact.`, ...notes].join(' ');
+    try {
+      await removeLeftovers(peer, leftovers);
+      job.record({ leftoversRemoved: true });
+      return where;
+    } catch (e) {
+      job.record({ cleanupPending: true, leftovers });
+      this.ctx.log.warn('could not clean up the destination yet', { peer: peer.name, error: describeError(e) });
+      const what = created.length ? ` (${created.join(', ')})` : '';
+      return `${where} Node ${peer.name} cannot be reached to remove what the migration left there${what}; kvm-ferry retries until it can.`;
+    }
   }
 }
 
@@ -192,18 +211,4 @@ async function remoteAllocated(peer: PeerNode, disks: MigrationDisk[]): Promise<
     const [blocks, size] = l.split(' ').map(Number);
     return sum + (blocks ?? 0) * (size ?? 512);
   }, 0);
-}
-
-function failureSentence(e: unknown, step: string, vm: string, to: string): string {
-  const text = describeError(e) + ' ' + ((e as { detail?: string })?.detail ?? '');
-  const where = { disks: 'while preparing disks', copy: 'while copying', verify: 'while verifying', cleanup: 'while cleaning up' }[step] ?? '';
-  let hint = '';
-  if (/Connection refused|No route to host|Connection timed out|Network is unreachable/i.test(text)) hint = ` The data connection to ${to} failed; check the network between the nodes.`;
-  else if (/No space left/i.test(text)) hint = ` ${to} ran out of disk space.`;
-  else if (/host key|known_hosts/i.test(text)) hint = ` ${to}'s SSH host key did not match.`;
-  return `Migration of ${vm} to ${to} failed ${where}.${hint}`;
-}
-
-function isAppErrorWithDetail(e: unknown): e is AppError & { detail: string } {
-  return e instanceof AppError && typeof e.detail === 'string';
 }

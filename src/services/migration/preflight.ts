@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isActive, type Vm } from '../../domain/vm.js';
 import { describeError } from '../../errors.js';
@@ -19,6 +20,8 @@ export interface MigrationDisk {
   format: string;
   virtualBytes: number;
   allocatedBytes: number;
+  /** Apparent file size: what an offline copy reads. */
+  fileBytes: number;
 }
 
 export interface PreflightResult {
@@ -35,6 +38,8 @@ export interface PreflightInput {
   mode: MigrationMode;
   jobs: JobsRepository;
   qemuImg: QemuImg;
+  /** Reaches the peer's libvirtd the way virsh migrate will; null when it works, else why not. */
+  probeControlChannel: () => Promise<string | null>;
 }
 
 const SPACE_MARGIN_BYTES = 256 * 1024 ** 2;
@@ -70,31 +75,38 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
     return { go: false, checks, disks };
   }
   add('peer-reachable', true, `Node ${peer.name} (${hostname}) answers over SSH and libvirt.`);
+  // Independent questions, asked at once (they share one SSH connection).
+  const [linkProblem, names, uuids, existing, space, mem, caps] = await Promise.all([
+    input.probeControlChannel(),
+    peer.virsh(['list', '--all', '--name']),
+    peer.virsh(['list', '--all', '--uuid']),
+    disks.length ? peer.shell.exec('stat', ['-c', '%n', '--', ...disks.map((d) => d.path)], { check: false }) : null,
+    disks.length ? spaceProblems(peer, disks) : [],
+    mode === 'live' ? peer.virsh(['nodememstats']) : null,
+    peer.virsh(['capabilities']),
+  ]);
+  add('libvirt-link', linkProblem === null, linkProblem === null ? `libvirt on this node reaches ${peer.name}'s libvirtd (${peer.libvirtUri.split('?')[0]}).` : `libvirt on this node cannot reach ${peer.name}'s libvirtd for the migration: ${linkProblem}`);
 
-  const [names, uuids] = await Promise.all([peer.virsh(['list', '--all', '--name']), peer.virsh(['list', '--all', '--uuid'])]);
   const has = (out: string, v: string) => out.split('\n').some((l) => l.trim() === v);
   add('name-free', !has(names.stdout, vm.name), has(names.stdout, vm.name) ? `A VM named ${vm.name} already exists on node ${peer.name}.` : `No VM named ${vm.name} on node ${peer.name}.`);
   add('uuid-free', !has(uuids.stdout, vm.uuid), has(uuids.stdout, vm.uuid) ? `A VM with UUID ${vm.uuid} already exists on node ${peer.name}.` : 'The UUID is free there.');
 
-  if (disks.length) {
-    const existing = await peer.shell.exec('stat', ['-c', '%n', '--', ...disks.map((d) => d.path)], { check: false });
+  if (existing) {
     const taken = existing.stdout.split('\n').filter(Boolean);
     add('paths-free', taken.length === 0, taken.length ? `Disk file(s) already exist on node ${peer.name}: ${taken.join(', ')}; move them away first.` : 'The disk paths are free there.');
-    await checkSpace(peer, disks, add);
+    add('disk-space', space.length === 0, space.length ? `Not enough disk space: ${space.join('; ')}.` : `Node ${peer.name} has room for the disks.`);
   }
 
-  if (mode === 'live') {
-    const mem = await peer.virsh(['nodememstats']);
+  if (mem) {
     const kib = (k: string) => Number(new RegExp(`^${k}\\s*:\\s*(\\d+)`, 'm').exec(mem.stdout)?.[1] ?? 0);
     const available = kib('free') + kib('cached') + kib('buffers');
     const need = vm.memoryMiB * 1024 + MEMORY_MARGIN_KIB;
     add('memory', available >= need, available >= need ? `Node ${peer.name} has ${Math.floor(available / 1024)} MiB of RAM available.` : `Node ${peer.name} has only ${Math.floor(available / 1024)} MiB of RAM available; ${vm.name} needs ${vm.memoryMiB} MiB.`);
   }
 
-  const caps = (await peer.virsh(['capabilities'])).stdout;
   const { arch, emulator } = input.description;
-  const archOk = !arch || caps.includes(`<arch name='${arch}'>`) || caps.includes(`<arch name="${arch}">`);
-  const emuOk = !emulator || caps.includes(`<emulator>${emulator}</emulator>`);
+  const archOk = !arch || caps.stdout.includes(`<arch name='${arch}'>`) || caps.stdout.includes(`<arch name="${arch}">`);
+  const emuOk = !emulator || caps.stdout.includes(`<emulator>${emulator}</emulator>`);
   add('hypervisor', archOk && emuOk, archOk && emuOk ? `Node ${peer.name} runs ${arch ?? 'the same architecture'} with ${emulator ?? 'the same emulator'}.` : `Node ${peer.name} lacks ${!archOk ? `the ${arch} architecture` : `the emulator ${emulator}`}; install the same QEMU there.`);
 
   return { go: checks.every((c) => c.ok), checks, disks };
@@ -118,16 +130,18 @@ async function localDisks(input: PreflightInput, add: (id: string, ok: boolean, 
         problems.push(`${d.path} is ${info.format}; only qcow2 and raw are migrated`);
         continue;
       }
-      out.push({ path: d.path, format: info.format, virtualBytes: info.virtualBytes, allocatedBytes: d.allocatedBytes ?? info.actualBytes ?? info.virtualBytes });
+      const fileBytes = (await stat(d.path)).size;
+      out.push({ path: d.path, format: info.format, virtualBytes: info.virtualBytes, allocatedBytes: d.allocatedBytes ?? info.actualBytes ?? info.virtualBytes, fileBytes });
     } catch (e) {
       problems.push(describeError(e));
     }
   }
-  add('disks-supported', problems.length === 0, problems.length ? `Disk(s) cannot be migrated: ${problems.join('; ')}.` : `${out.length} disk(s) will be copied while the VM runs.`);
+  const how = input.mode === 'live' ? 'while the VM runs' : 'through SSH, then checked';
+  add('disks-supported', problems.length === 0, problems.length ? `Disk(s) cannot be migrated: ${problems.join('; ')}.` : `${out.length} disk(s) will be copied ${how}.`);
   return out;
 }
 
-async function checkSpace(peer: PeerNode, disks: MigrationDisk[], add: (id: string, ok: boolean, m: string) => void): Promise<void> {
+async function spaceProblems(peer: PeerNode, disks: MigrationDisk[]): Promise<string[]> {
   const needByDir = new Map<string, number>();
   for (const d of disks) needByDir.set(dirname(d.path), (needByDir.get(dirname(d.path)) ?? 0) + d.allocatedBytes);
   const problems: string[] = [];
@@ -140,7 +154,7 @@ async function checkSpace(peer: PeerNode, disks: MigrationDisk[], add: (id: stri
       problems.push(`${dir} on node ${peer.name} has ${fmt(avail)} free, the disks need ${fmt(need + SPACE_MARGIN_BYTES)}`);
     }
   }
-  add('disk-space', problems.length === 0, problems.length ? `Not enough disk space: ${problems.join('; ')}.` : `Node ${peer.name} has room for the disks.`);
+  return problems;
 }
 
 function fmt(bytes: number): string {
