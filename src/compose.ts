@@ -15,6 +15,9 @@ import { PeerDirectory } from './services/migration/peer-nodes.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
+import { openStatsDatabase } from './adapters/db/stats-db.js';
+import { StatsReader } from './adapters/db/stats-reader.js';
+import { VmStatsService } from './services/vm-stats.js';
 
 export interface Composed extends AppDeps {
   db: Db;
@@ -45,11 +48,15 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     sleep: opts.sleep ?? realSleep,
   });
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
+  // Written by the stats daemon (its own process); the manager only reads it.
+  const statsDb = openStatsDatabase(config.dataDir);
+  const stats = new VmStatsService(new StatsReader(statsDb, config.stats.intervalSec), config.nodeName);
   return {
     config,
     node,
     peers,
     migrator,
+    stats,
     jobs,
     jobsRepo,
     log,
@@ -58,6 +65,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
       await jobs.drain();
       await conn.close();
       db.close();
+      statsDb.close();
     },
   };
 }

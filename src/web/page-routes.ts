@@ -7,6 +7,7 @@ import type { Vm } from '../domain/vm.js';
 import type { CreateOptions } from '../services/host-facts.js';
 import { toAppError } from './error-handler.js';
 import { bodyOf, requestUser } from './request-context.js';
+import { statsPageRoutes } from './stats-pages.js';
 
 const ACTIVITY_ROWS = 15;
 
@@ -30,9 +31,12 @@ export function pageRoutes(deps: AppDeps): Router {
     const focusJob = typeof jobParam === 'string' && /^\d{1,12}$/.test(jobParam) ? jobsRepo.get(Number(jobParam)) : null;
     const jobs = jobsRepo.recent(ACTIVITY_ROWS);
     const running = jobs.some((j) => j.state === 'running') || focusJob?.state === 'running';
+    const sparks = Array.isArray(vms) ? deps.stats.rowSparks(vms) : new Map();
     res.status(state.status ?? 200).render('index', {
       nodeName: node.name,
       vms,
+      sparks,
+      totals: Array.isArray(vms) ? deps.stats.totals(vms, sparks) : null,
       options,
       jobs,
       focusJob,
@@ -84,6 +88,8 @@ export function pageRoutes(deps: AppDeps): Router {
   action('shutdown', (vm, b, u) => node.power.shutdown(vm, lastValues(b), u));
   action('poweroff', (vm, _b, u) => node.power.poweroff(vm, u));
   action('delete', (vm, b, u) => node.power.delete(vm, lastValues(b), u));
+
+  r.use(statsPageRoutes(deps));
 
   r.get('/jobs', (_req, res) => {
     res.render('jobs', { nodeName: node.name, jobs: jobsRepo.recent(200) });
