@@ -25,7 +25,7 @@ beforeAll(async () => {
   daemon = new StatsDaemon(new LibvirtSampler(new LibvirtConnection(f.uri), null), writer, silentLogger);
   // The test driver's cpuTime follows the wall clock, so two real ticks give a real delta.
   expect(await daemon.tick(Date.now())).toBe(1);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1000));
   await daemon.tick(Date.now());
   // A VM that lived here once and has gone (migrated away): its history stays.
   writer.record([{ name: 'kfst-gone', uuid: null, ts: Math.floor(Date.now() / 1000) - 30, cpuPct: 12.5, ramMiB: 100, ramKind: 'rss' }], Math.floor(Date.now() / 1000));
