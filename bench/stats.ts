@@ -12,13 +12,14 @@
  * Last line: tick_ms=… spawn_tick_ms=… tick_ratio=… query_24h_ms=… db_mb_100vm_30d=…
  * (targets: tick_ratio ≤ 0.05, query_24h_ms ≤ 10, db_mb_100vm_30d ≤ 300)
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makeFixture } from '../test/helpers/fixture.js';
 import { LibvirtConnection } from '../src/adapters/libvirt/connection.js';
 import { createCommandRunner } from '../src/adapters/process/run-command.js';
+import { QemuRss } from '../src/adapters/host/qemu-rss.js';
 import { openStatsDatabase } from '../src/adapters/db/stats-db.js';
 import { StatsWriter } from '../src/adapters/db/stats-writer.js';
 import { StatsReader } from '../src/adapters/db/stats-reader.js';
@@ -65,8 +66,28 @@ async function samplers() {
   rmSync(f.dir, { recursive: true, force: true });
   console.log(`sampling ${p.vms} running VMs (test driver), ${TICKS} ticks each:`);
   console.log(`  persistent libvirt  ${p.cpu.toFixed(2)} ms CPU/tick, ${p.wall.toFixed(2)} ms wall/tick`);
-  console.log(`  virsh domstats      ${s.cpu.toFixed(2)} ms CPU/tick (incl. the virsh process), ${s.wall.toFixed(2)} ms wall/tick (${s.vms} VMs)`);
+  console.log(`  virsh domstats      ${s.cpu.toFixed(2)} ms CPU/tick (incl. the virsh process), ${s.wall.toFixed(2)} ms wall/tick (${s.vms} VMs: the test driver's domstats reports state only)`);
+  await realLibvirt();
   return { tick: p.cpu, spawnTick: s.cpu };
+}
+
+/** The same comparison on this host's libvirtd, read-only, with whatever guests run there now. */
+async function realLibvirt() {
+  if (process.getuid?.() !== 0 || !existsSync('/run/libvirt/libvirt-sock')) {
+    console.log('  (real libvirtd not measured: needs root and a running libvirtd)');
+    return;
+  }
+  const persistent = new LibvirtSampler(new LibvirtConnection('qemu:///system'), new QemuRss());
+  const spawned = new DomStatsSampler(createCommandRunner(), 'qemu:///system');
+  try {
+    const p = await perTick(persistent);
+    const s = await perTick(spawned);
+    console.log(`real libvirtd (qemu:///system), ${p.vms} running guests: persistent ${p.cpu.toFixed(2)} ms CPU/tick (RSS from /proc included), domstats ${s.cpu.toFixed(2)} ms CPU/tick (${s.vms} VMs)`);
+  } catch (e) {
+    console.log(`  (real libvirtd not measured: ${(e as Error).message})`);
+  } finally {
+    await persistent.close();
+  }
 }
 
 function insertRate(dir: string): number {
