@@ -20,7 +20,8 @@ export function sparkPath(t: number[], values: (number | null)[], fromT: number,
       pen = false;
       return;
     }
-    const x = ((t[i]! - fromT) / span) * width;
+    // A bucket may start just before the window (its timestamp is the bucket's start): pin it to the edge.
+    const x = Math.min(width, Math.max(0, ((t[i]! - fromT) / span) * width));
     const y = height - (Math.min(v, max) / max) * (height - 1) - 0.5;
     d += `${pen ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`;
     pen = true;
