@@ -1,4 +1,5 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
+import { requireVmName } from '../domain/names.js';
 import { AppError } from '../errors.js';
 import type { AppDeps } from '../app.js';
 import { sparkPath } from '../domain/stats/sparkline.js';
@@ -18,6 +19,7 @@ export function statsPageRoutes(deps: AppDeps): Router {
   const { node } = deps;
 
   r.get('/nodes/:node/vms/:vm', async (req, res) => {
+    if (req.params.node !== node.name && deps.peers.get(req.params.node)) return renderPeer(req.params.node, req.params.vm, req.query.range, res);
     if (req.params.node !== node.name) throw new AppError('NODE_NOT_FOUND', `Node ${String(req.params.node)} is not known to this manager.`);
     let vm: Vm | null = null;
     const history = await deps.stats.history(req.params.vm, req.query.range, async (name) => {
@@ -31,6 +33,7 @@ export function statsPageRoutes(deps: AppDeps): Router {
     const memory = (vm as Vm | null)?.memoryMiB ?? 0;
     res.render('vm', {
       nodeName: node.name,
+      statsNode: node.name,
       vm,
       history,
       ranges: STATS_RANGES,
@@ -40,6 +43,28 @@ export function statsPageRoutes(deps: AppDeps): Router {
       ramPath: sparkPath(p.t, p.ram, from, to, CHART_W, CHART_H, Math.max(memory, 1, ...p.ramMax)),
     });
   });
+
+  /**
+   * A VM on a peer node: the history lives on that node, so the page is an empty frame whose
+   * script fetches /api/nodes/<peer>/vms/<vm>/stats — answered through the peer proxy.
+   */
+  function renderPeer(peer: string, vmRaw: unknown, rangeRaw: unknown, res: Response) {
+    const vm = requireVmName(vmRaw, 'vm');
+    const range = deps.stats.parseRange(rangeRaw);
+    const empty = { d: '', last: null, max: 0 };
+    const points = { resolutionSec: 0, t: [], cpu: [], cpuMax: [], ram: [], ramMax: [] };
+    res.render('vm', {
+      nodeName: node.name,
+      statsNode: peer,
+      vm: null,
+      history: { node: peer, vm, uuid: null, range, ramKind: null, ramLabel: 'RAM as recorded on that node', daemonAgeSec: -1, points },
+      ranges: STATS_RANGES,
+      chart: { w: CHART_W, h: CHART_H },
+      cpuPath: empty,
+      cpuMaxPath: empty,
+      ramPath: empty,
+    });
+  }
 
   return r;
 }

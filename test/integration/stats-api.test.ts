@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeFixture } from '../helpers/fixture.js';
 import { api, startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -108,5 +109,24 @@ describe('stats on the page', () => {
     expect(await js.text()).toContain('uPlot');
     expect((await fetch(`${app.url}/static/vm-charts.js`)).status).toBe(200);
     expect((await api(app, 'GET', '/nodes/alpha/vms/kfst-web?range=forever')).status).toBe(400);
+  });
+});
+
+describe('stats of a VM on a peer node', () => {
+  it('renders the VM page as a frame whose charts load from the peer through this manager', async () => {
+    const f = makeFixture([]);
+    const peerApp = await startTestApp(f, {
+      peers: [{ name: 'beta', sshHost: '127.0.0.1', sshKeyFile: join(f.dir, 'no-key'), hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKfst', dataAddress: '127.0.0.1' }],
+    });
+    try {
+      const r = await api(peerApp, 'GET', '/nodes/beta/vms/kfst-far?range=7d');
+      expect(r.status).toBe(200);
+      expect(r.text).toContain('data-node="beta" data-vm="kfst-far" data-range="7d"');
+      expect(r.text).toContain('kept by node beta');
+      expect((await api(peerApp, 'GET', '/nodes/beta/vms/%24(x)')).status).toBe(400);
+      expect((await api(peerApp, 'GET', '/nodes/gamma/vms/kfst-far')).status).toBe(404);
+    } finally {
+      await peerApp.close();
+    }
   });
 });
