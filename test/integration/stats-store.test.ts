@@ -1,7 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openStatsDatabase } from '../../src/adapters/db/stats-db.js';
 import { StatsWriter } from '../../src/adapters/db/stats-writer.js';
 import { StatsReader } from '../../src/adapters/db/stats-reader.js';
@@ -10,8 +10,15 @@ import type { VmSample } from '../../src/domain/stats/sample.js';
 const RET = { rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 };
 const T0 = 1_700_000_400; // a whole hour (1_700_000_400 / 3600 = 472222.33…) is not needed: tests use offsets from it.
 
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
 function setup() {
-  const db = openStatsDatabase(mkdtempSync(join(tmpdir(), 'kfst-store-')));
+  const dir = mkdtempSync(join(tmpdir(), 'kfst-store-'));
+  dirs.push(dir);
+  const db = openStatsDatabase(dir);
   return { db, w: new StatsWriter(db, RET), r: new StatsReader(db, 5) };
 }
 
