@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import type { PeerDirectory } from './services/migration/peer-nodes.js';
 import type { VmMigrator } from './services/migration/migrate-vm.js';
 import type { NodeActions } from './services/nodes/node-actions.js';
+import type { VmStatsService } from './services/vm-stats.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
@@ -23,6 +24,7 @@ export interface AppDeps {
   peers: PeerDirectory;
   migrator: VmMigrator;
   actions: NodeActions;
+  stats: VmStatsService;
   log: Logger;
 }
 
@@ -49,6 +51,8 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
   app.use('/static', express.static(join(root, 'public'), { maxAge: '1h', index: false }));
+  // uPlot for the VM charts, served from the installed package: no CDN.
+  app.use('/static/vendor/uplot', express.static(join(root, 'node_modules', 'uplot', 'dist'), { maxAge: '1h', index: false }));
 
   app.get('/healthz', async (_req, res) => {
     const s = await deps.node.status();

@@ -18,6 +18,9 @@ import { MigrationReconciler } from './services/migration/reconcile.js';
 import { LeftoverJanitor } from './services/migration/leftovers.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
+import { openStatsDatabase } from './adapters/db/stats-db.js';
+import { StatsReader } from './adapters/db/stats-reader.js';
+import { VmStatsService } from './services/vm-stats.js';
 
 export interface Composed extends AppDeps {
   db: Db;
@@ -56,6 +59,9 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     node.inventory.invalidate();
     return (await node.inventory.list()).some((v) => v.uuid === uuid);
   }, log);
+  // Written by the stats daemon (its own process); the manager only reads it.
+  const statsDb = openStatsDatabase(config.dataDir);
+  const stats = new VmStatsService(new StatsReader(statsDb, config.stats.intervalSec), config.nodeName);
   return {
     config,
     node,
@@ -64,6 +70,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     actions,
     reconciler,
     janitor,
+    stats,
     jobs,
     jobsRepo,
     log,
@@ -73,6 +80,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
       await jobs.drain();
       await conn.close();
       db.close();
+      statsDb.close();
     },
   };
 }

@@ -26,6 +26,18 @@ export interface PeerConfig {
 
 export type VirtType = 'auto' | 'kvm' | 'qemu';
 
+export type StatsSource = 'auto' | 'libvirt' | 'domstats' | 'virt-top';
+
+/** The stats daemon's settings; see config/kvm-ferry.example.yaml (stats:). */
+export interface StatsConfig {
+  /** Seconds between samples; a divisor of 60 so the cron schedule ticks evenly. */
+  intervalSec: number;
+  source: StatsSource;
+  rawRetentionHours: number;
+  minuteRetentionDays: number;
+  hourRetentionDays: number;
+}
+
 export interface Config {
   nodeName: string;
   libvirtUri: string;
@@ -46,6 +58,7 @@ export interface Config {
   /** A migration that moves no data for this long is aborted (link down, peer frozen). */
   migrationStallTimeoutSec: number;
   peers: PeerConfig[];
+  stats: StatsConfig;
   /** Where the config came from, for the log line at start-up. */
   source: string;
 }
@@ -76,6 +89,7 @@ export function defaultConfig(): Config {
     virtInstallTimeoutSec: 600,
     migrationStallTimeoutSec: 30,
     peers: [],
+    stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     source: 'embedded default',
   };
 }
@@ -107,7 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -132,6 +146,7 @@ export function parseConfig(raw: unknown): Config {
     virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
     migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
     peers: peers(obj.peers),
+    stats: stats(obj.stats, d.stats),
     source: 'file',
   };
   if (!isValidNodeName(cfg.nodeName)) throw new ConfigError('nodeName', 'must be 1–63 letters, digits, dot, dash or underscore');
@@ -210,4 +225,32 @@ function peers(raw: unknown): PeerConfig[] {
     if (o.url !== undefined) peer.url = str(o, 'url', '');
     return peer;
   });
+}
+
+const STATS_KEYS = new Set<string>(['intervalSec', 'source', 'rawRetentionHours', 'minuteRetentionDays', 'hourRetentionDays']);
+
+function stats(raw: unknown, d: StatsConfig): StatsConfig {
+  if (raw === undefined || raw === null) return d;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('stats', 'must be a mapping');
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!STATS_KEYS.has(k)) throw new ConfigError(`stats.${k}`, `unknown key (known keys: ${[...STATS_KEYS].join(', ')})`);
+  try {
+    return statsValues(o, d);
+  } catch (e) {
+    // The shared helpers name the bare key; say which block it is in.
+    if (e instanceof ConfigError && !e.key.startsWith('stats.')) throw new ConfigError(`stats.${e.key}`, e.message.replace(/^config: [^:]+: /, ''));
+    throw e;
+  }
+}
+
+function statsValues(o: Record<string, unknown>, d: StatsConfig): StatsConfig {
+  const intervalSec = int(o, 'intervalSec', d.intervalSec, 1, 60);
+  if (60 % intervalSec !== 0) throw new ConfigError('stats.intervalSec', 'must divide 60 evenly (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)');
+  return {
+    intervalSec,
+    source: oneOf(o, 'source', d.source, ['auto', 'libvirt', 'domstats', 'virt-top'] as const),
+    rawRetentionHours: int(o, 'rawRetentionHours', d.rawRetentionHours, 1, 24 * 31),
+    minuteRetentionDays: int(o, 'minuteRetentionDays', d.minuteRetentionDays, 1, 366),
+    hourRetentionDays: int(o, 'hourRetentionDays', d.hourRetentionDays, 1, 3660),
+  };
 }

@@ -54,6 +54,11 @@ export function apiRoutes(deps: AppDeps): Router {
     res.json(await local(req).inventory.get(String(req.params.vm)));
   });
 
+  r.get('/nodes/:node/vms/:vm/stats', async (req, res) => {
+    const n = local(req);
+    res.json(await deps.stats.history(req.params.vm, queryOf(req).range, (vm) => n.inventory.get(vm).then(() => true, () => false)));
+  });
+
   r.post('/nodes/:node/vms', async (req, res) => {
     const job = await local(req).creator.request(bodyOf(req), requestUser(req));
     await sendJob(req, res, job);

@@ -8,6 +8,7 @@ import type { CreateOptions } from '../services/host-facts.js';
 import type { VmVerb } from '../services/nodes/node-actions.js';
 import { toAppError } from './error-handler.js';
 import { bodyOf, requestUser } from './request-context.js';
+import { statsPageRoutes } from './stats-pages.js';
 
 const ACTIVITY_ROWS = 15;
 
@@ -48,10 +49,15 @@ export function pageRoutes(deps: AppDeps): Router {
     const focusJob = await focusedJob(req);
     const jobs = jobsRepo.recent(ACTIVITY_ROWS);
     const running = jobs.some((j) => j.state === 'running') || focusJob?.state === 'running';
+    const own = nodes.find((n) => n.local)?.vms;
+    const localVms = Array.isArray(own) ? own : null;
+    const sparks = localVms ? deps.stats.rowSparks(localVms) : new Map();
     res.status(state.status ?? 200).render('index', {
       nodeName: node.name,
       nodes,
       nodeNames: actions.nodeNames(),
+      sparks,
+      totals: localVms ? deps.stats.totals(localVms, sparks) : null,
       options,
       jobs,
       focusJob,
@@ -138,6 +144,8 @@ export function pageRoutes(deps: AppDeps): Router {
     await actions.abortJob(on, id, requestUser(req));
     res.redirect(303, jobPath(on, id));
   });
+
+  r.use(statsPageRoutes(deps));
 
   r.get('/jobs', (_req, res) => {
     res.render('jobs', { nodeName: node.name, jobs: jobsRepo.recent(200) });

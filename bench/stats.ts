@@ -1,0 +1,186 @@
+/**
+ * Cost of statistics, in one run:
+ *  1. per-tick CPU (this process + its children) of sampling 50 running VMs on a libvirt
+ *     test-driver fixture: the persistent libvirt sampler vs spawning `virsh domstats` per tick
+ *     (virt-top is not packaged in Debian 12, so it is not measured);
+ *  2. insert rate of the daemon's writer (100 VMs per tick, one transaction per tick);
+ *  3. a synthetic 100-VM × 30-day stats.sqlite at steady state (raw 24 h, minutes 30 d, hours
+ *     30 d): chart query times per range, the per-minute rollup cost, and the file size.
+ *
+ *   npm run bench:stats
+ *
+ * Last line: tick_ms=… spawn_tick_ms=… tick_ratio=… query_24h_ms=… db_mb_100vm_30d=…
+ * (targets: tick_ratio ≤ 0.05, query_24h_ms ≤ 10, db_mb_100vm_30d ≤ 300)
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { makeFixture } from '../test/helpers/fixture.js';
+import { LibvirtConnection } from '../src/adapters/libvirt/connection.js';
+import { createCommandRunner } from '../src/adapters/process/run-command.js';
+import { QemuRss } from '../src/adapters/host/qemu-rss.js';
+import { openStatsDatabase } from '../src/adapters/db/stats-db.js';
+import { StatsWriter } from '../src/adapters/db/stats-writer.js';
+import { StatsReader } from '../src/adapters/db/stats-reader.js';
+import { LibvirtSampler } from '../stats-daemon/libvirt-sampler.js';
+import { DomStatsSampler } from '../stats-daemon/domstats-sampler.js';
+import type { Sampler } from '../stats-daemon/sampler.js';
+import type { StatsRange, VmSample } from '../src/domain/stats/sample.js';
+
+const SAMPLE_VMS = 50;
+const TICKS = 30;
+const DB_VMS = 100;
+const DAYS = 30;
+const RET = { rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 };
+
+/** CPU ms of this process plus its reaped children (/proc/self/stat cutime+cstime, 100 Hz ticks). */
+function cpuMs(): number {
+  const own = process.cpuUsage();
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  const childTicks = Number(fields[13]) + Number(fields[14]);
+  return (own.user + own.system) / 1000 + childTicks * 10;
+}
+
+async function perTick(sampler: Sampler): Promise<{ cpu: number; wall: number; vms: number }> {
+  for (let i = 0; i < 3; i++) await sampler.sample(Date.now());
+  const c0 = cpuMs();
+  const w0 = performance.now();
+  let vms = 0;
+  for (let i = 0; i < TICKS; i++) vms = (await sampler.sample(Date.now())).length;
+  return { cpu: (cpuMs() - c0) / TICKS, wall: (performance.now() - w0) / TICKS, vms };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function samplers() {
+  const f = makeFixture(Array.from({ length: SAMPLE_VMS }, (_, i) => ({ name: `kfst-b${i}`, vcpus: 1 + (i % 4), memoryMiB: 256 + 64 * (i % 8) })));
+  const persistent = new LibvirtSampler(new LibvirtConnection(f.uri), null);
+  const spawned = new DomStatsSampler(createCommandRunner(), f.uri);
+  const p = await perTick(persistent);
+  const s = await perTick(spawned);
+  await persistent.close();
+  rmSync(f.dir, { recursive: true, force: true });
+  console.log(`sampling ${p.vms} running VMs (test driver), ${TICKS} ticks each:`);
+  console.log(`  persistent libvirt  ${p.cpu.toFixed(2)} ms CPU/tick, ${p.wall.toFixed(2)} ms wall/tick`);
+  console.log(`  virsh domstats      ${s.cpu.toFixed(2)} ms CPU/tick (incl. the virsh process), ${s.wall.toFixed(2)} ms wall/tick (${s.vms} VMs: the test driver's domstats reports state only)`);
+  await realLibvirt();
+  return { tick: p.cpu, spawnTick: s.cpu };
+}
+
+/** The same comparison on this host's libvirtd, read-only, with whatever guests run there now. */
+async function realLibvirt() {
+  if (process.getuid?.() !== 0 || !existsSync('/run/libvirt/libvirt-sock')) {
+    console.log('  (real libvirtd not measured: needs root and a running libvirtd)');
+    return;
+  }
+  const persistent = new LibvirtSampler(new LibvirtConnection('qemu:///system'), new QemuRss());
+  const spawned = new DomStatsSampler(createCommandRunner(), 'qemu:///system');
+  try {
+    const p = await perTick(persistent);
+    const s = await perTick(spawned);
+    console.log(`real libvirtd (qemu:///system), ${p.vms} running guests: persistent ${p.cpu.toFixed(2)} ms CPU/tick (RSS from /proc included), domstats ${s.cpu.toFixed(2)} ms CPU/tick (${s.vms} VMs)`);
+  } catch (e) {
+    console.log(`  (real libvirtd not measured: ${(e as Error).message})`);
+  } finally {
+    await persistent.close();
+  }
+}
+
+function insertRate(dir: string): number {
+  const db = openStatsDatabase(join(dir, 'insert'));
+  const w = new StatsWriter(db, RET);
+  const ticks = 500;
+  const t0 = Math.floor(Date.now() / 1000);
+  const started = performance.now();
+  for (let k = 0; k < ticks; k++) {
+    const ts = t0 + k * 5;
+    const samples: VmSample[] = Array.from({ length: DB_VMS }, (_, i) => ({ name: `vm-${i}`, uuid: null, ts, cpuPct: (i * 7 + k) % 100, ramMiB: 512 + i, ramKind: 'rss' }));
+    w.record(samples, ts);
+    w.maintain(ts);
+  }
+  const ms = performance.now() - started;
+  db.close();
+  const rate = (ticks * DB_VMS) / (ms / 1000);
+  console.log(`writer: ${ticks} ticks × ${DB_VMS} VMs with rollups in ${ms.toFixed(0)} ms = ${Math.round(rate)} rows/s (${(ms / ticks).toFixed(2)} ms per tick)`);
+  return rate;
+}
+
+/** Steady state after 30 days of 100 VMs, built in bulk with SQL in the daemon's write order. */
+function synthetic(dir: string) {
+  const db = openStatsDatabase(join(dir, 'synthetic'));
+  const now = Math.floor(Date.now() / 1000 / 3600) * 3600;
+  const built = performance.now();
+  db.transaction(() => {
+    const vm = db.prepare('INSERT INTO stat_vm (id, name, uuid, ram_kind, first_seen, last_seen) VALUES (?, ?, NULL, ?, ?, ?)');
+    for (let i = 1; i <= DB_VMS; i++) vm.run(i, `vm-${String(i).padStart(3, '0')}`, 'rss', now - DAYS * 86400, now);
+    db.exec(`WITH RECURSIVE tick(ts) AS (SELECT ${now - 86400} UNION ALL SELECT ts + 5 FROM tick WHERE ts + 5 < ${now})
+      INSERT INTO Data (VMname, DateTime, Cpu, Ram) SELECT v.name, tick.ts, (abs(random()) % 1000) / 10.0, 512 + abs(random()) % 256 FROM tick, stat_vm v ORDER BY tick.ts`);
+    db.exec(`WITH RECURSIVE m(t) AS (SELECT ${(now - DAYS * 86400) / 60} UNION ALL SELECT t + 1 FROM m WHERE t + 1 < ${now / 60})
+      INSERT INTO stat_minute (vm, t, cpu_avg, cpu_max, ram_avg, ram_max, n) SELECT v.id, m.t, abs(random()) % 1000, 1000, 600, 700, 12 FROM m, stat_vm v ORDER BY m.t`);
+    db.exec(`INSERT INTO stat_hour (vm, t, cpu_avg, cpu_max, ram_avg, ram_max, n)
+      SELECT vm, t / 60, avg(cpu_avg), max(cpu_max), avg(ram_avg), max(ram_max), sum(n) FROM stat_minute GROUP BY vm, t / 60`);
+    db.prepare("INSERT INTO stat_state (key, value) VALUES ('minute_next', ?), ('hour_next', ?)").run(now / 60, now / 3600);
+  })();
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  const counts = db.prepare('SELECT (SELECT count(*) FROM Data), (SELECT count(*) FROM stat_minute), (SELECT count(*) FROM stat_hour)').raw().get() as number[];
+  console.log(`synthetic DB: ${counts[0]} raw rows, ${counts[1]} minute rows, ${counts[2]} hour rows, built in ${((performance.now() - built) / 1000).toFixed(1)} s`);
+
+  const reader = new StatsReader(db, 5);
+  const times: Record<StatsRange, number> = { '1h': 0, '24h': 0, '7d': 0, '30d': 0 };
+  for (const range of Object.keys(times) as StatsRange[]) {
+    const ms: number[] = [];
+    let points = 0;
+    for (let k = 0; k < 40; k++) {
+      const t0 = performance.now();
+      points = reader.series(`vm-${String(1 + ((k * 37) % DB_VMS)).padStart(3, '0')}`, range, now).t.length;
+      ms.push(performance.now() - t0);
+    }
+    times[range] = median(ms);
+    console.log(`  chart ${range.padEnd(3)} one VM: ${points} points, median ${times[range].toFixed(2)} ms`);
+  }
+  const spark: number[] = [];
+  for (let k = 0; k < 10; k++) {
+    const t0 = performance.now();
+    for (let i = 1; i <= DB_VMS; i++) reader.sparkline(`vm-${String(i).padStart(3, '0')}`, now);
+    spark.push(performance.now() - t0);
+  }
+  console.log(`  sparklines for all ${DB_VMS} VMs (page render): median ${median(spark).toFixed(2)} ms`);
+
+  // One more minute of raw rows, then the daemon's per-minute rollup (and the hourly retention pass).
+  const w = new StatsWriter(db, RET);
+  for (let ts = now; ts < now + 60; ts += 5) {
+    w.record(Array.from({ length: DB_VMS }, (_, i) => ({ name: `vm-${String(i + 1).padStart(3, '0')}`, uuid: null, ts, cpuPct: 10, ramMiB: 600, ramKind: 'rss' as const })), ts);
+  }
+  let t0 = performance.now();
+  w.maintain(now + 60);
+  console.log(`  minute rollup of ${DB_VMS} VMs: ${(performance.now() - t0).toFixed(1)} ms`);
+  t0 = performance.now();
+  w.maintain(now + 3600 + 60);
+  console.log(`  hourly rollup + retention pass: ${(performance.now() - t0).toFixed(1)} ms`);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  const mb = statSync(join(dir, 'synthetic', 'stats.sqlite')).size / 1024 / 1024;
+  console.log(`  file size: ${mb.toFixed(1)} MiB`);
+  return { query24h: times['24h'], mb };
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'kfst-bench-'));
+  try {
+    const { tick, spawnTick } = await samplers();
+    insertRate(dir);
+    const { query24h, mb } = synthetic(dir);
+    console.log(`tick_ms=${tick.toFixed(2)} spawn_tick_ms=${spawnTick.toFixed(2)} tick_ratio=${(tick / spawnTick).toFixed(3)} query_24h_ms=${query24h.toFixed(2)} db_mb_100vm_30d=${mb.toFixed(1)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
