@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { compose } from './compose.js';
 import { createApp } from './app.js';
+import { reconcileOrphanJobs } from './services/orphan-jobs.js';
 
 /** Composition root: config → db → adapters → app → listen. */
 async function main(): Promise<void> {
@@ -17,8 +18,8 @@ async function main(): Promise<void> {
     throw e;
   }
   const deps = compose(config, log);
-  const orphans = deps.jobs.failOrphans();
-  if (orphans.length) log.warn('jobs interrupted by the previous run marked failed', { ids: orphans.map((j) => j.id) });
+  const orphans = await reconcileOrphanJobs(deps.node.ctx);
+  if (orphans.length) log.warn('jobs interrupted by the previous run reconciled with libvirt', { jobs: orphans.map((j) => ({ id: j.id, kind: j.kind, vm: j.vm, state: j.state })) });
 
   const app = createApp(deps);
   const server = app.listen(config.listenPort, config.listenHost, () => {
