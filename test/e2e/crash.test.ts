@@ -1,10 +1,10 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/paths.js';
+import { startManagerProcess, type ManagerProcess } from '../helpers/manager-process.js';
 import { freeLoopbackPort } from '../helpers/nginx.js';
 import { GUEST_DIR, removeDomains, removePoolsUnder, requireRealLibvirt, virsh, virshNames, waitFor } from '../helpers/lab-prereqs.js';
 
@@ -18,8 +18,7 @@ const root = `/var/lib/kvm-ferry-e2e/${prefix.slice(0, -1)}`;
 const dirs = { imageDir: join(root, 'images'), isoDir: join(root, 'iso'), dataDir: join(root, 'data'), serialDir: join(root, 'serial') };
 const keep = `${prefix}keep`;
 let port = 0;
-let manager: ChildProcess | null = null;
-let stdout = '';
+let manager: ManagerProcess | null = null;
 
 const url = (p: string) => `http://127.0.0.1:${port}${p}`;
 async function call(method: string, path: string, body?: unknown): Promise<any> {
@@ -28,25 +27,11 @@ async function call(method: string, path: string, body?: unknown): Promise<any> 
 }
 
 async function startManager(): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot(), 'src/main.ts')], {
-    cwd: projectRoot(),
-    env: { ...process.env, KVM_FERRY_CONFIG: join(root, 'config.yaml') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stdout += d.toString()));
-  manager = child;
-  await waitFor('the manager to answer /healthz', 60_000, async () => {
-    if (child.exitCode !== null) throw new Error(`manager exited ${child.exitCode}: ${stdout}`);
-    return fetch(url('/healthz')).then((r) => r.ok, () => false);
-  });
+  manager = await startManagerProcess({ configPath: join(root, 'config.yaml'), port });
 }
 
 async function kill9(): Promise<void> {
-  const m = manager!;
-  const gone = new Promise((r) => m.once('exit', r));
-  m.kill('SIGKILL');
-  await gone;
+  await manager!.kill9();
   manager = null;
 }
 
