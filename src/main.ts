@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const deps = compose(config, log);
-  const orphans = await reconcileOrphanJobs(deps.node.ctx);
+  const orphans = await reconcileOrphanJobs(deps.node.ctx, deps.peers);
   if (orphans.length) log.warn('jobs interrupted by the previous run reconciled with libvirt', { jobs: orphans.map((j) => ({ id: j.id, kind: j.kind, vm: j.vm, state: j.state })) });
 
   const app = createApp(deps);

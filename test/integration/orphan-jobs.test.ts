@@ -34,9 +34,10 @@ describe('reconcileOrphanJobs (after a crash)', () => {
       startFailed: start('start', 'kfdp-off'),
       deleteDone: start('delete', 'kfdp-gone'),
       migrate: start('migrate', 'kfdp-user', { to: 'beta' }),
+      migrateGone: start('migrate', 'kfdp-moved', { to: 'gamma' }),
     };
     const settled = await reconcileOrphanJobs(app.deps.node.ctx);
-    expect(settled).toHaveLength(7);
+    expect(settled).toHaveLength(8);
     const job = (id: number) => repo.get(id)!;
     expect(job(ids.createDone)).toMatchObject({ state: 'ok', message: expect.stringMatching(/VM kfdp-made exists: it was created \(checked with libvirt after kvm-ferry restarted/) });
     expect(job(ids.createHalf)).toMatchObject({ state: 'failed', message: expect.stringContaining(`its half-made disk ${half} was removed`), result: { removedDisk: half } });
@@ -46,7 +47,8 @@ describe('reconcileOrphanJobs (after a crash)', () => {
     expect(job(ids.startOk).state).toBe('ok');
     expect(job(ids.startFailed)).toMatchObject({ state: 'failed', message: expect.stringMatching(/did not start/) });
     expect(job(ids.deleteDone).state).toBe('ok');
-    expect(job(ids.migrate)).toMatchObject({ state: 'failed', message: expect.stringMatching(/still on this node/) });
+    expect(job(ids.migrate)).toMatchObject({ state: 'failed', message: expect.stringMatching(/VM kfdp-user is still on this node; the migration to beta did not finish/) });
+    expect(job(ids.migrateGone)).toMatchObject({ state: 'failed', message: expect.stringMatching(/no longer on this node and node gamma is not configured/) });
     expect(repo.running()).toEqual([]);
   });
 
