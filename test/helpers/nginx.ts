@@ -53,13 +53,13 @@ export interface TestNginx {
  * A real nginx with its own prefix, pid and logs (never the system's), serving the
  * shipped site template on a loopback port. Users: { name: password } → bcrypt htpasswd.
  */
-export async function startNginx(opts: { upstreamPort: number; consolePort?: number; users: Record<string, string> }): Promise<TestNginx> {
+export async function startNginx(opts: { upstreamPort: number; consolePort?: number; users: Record<string, string>; bcryptCost?: number }): Promise<TestNginx> {
   if (!existsSync('/usr/sbin/nginx')) throw new Error('nginx is not installed: run scripts/install-pkgs.sh');
   const dir = mkdtempSync(join(tmpdir(), 'kvm-ferry-nginx-'));
   for (const d of ['logs', 'tmp']) mkdirSync(join(dir, d));
   const htpasswd = join(dir, 'htpasswd');
   for (const [user, pass] of Object.entries(opts.users)) {
-    execFileSync('htpasswd', ['-B', '-i', ...(existsSync(htpasswd) ? [] : ['-c']), htpasswd, user], { input: pass, stdio: ['pipe', 'ignore', 'pipe'] });
+    execFileSync('htpasswd', ['-B', '-C', String(opts.bcryptCost ?? 5), '-i', ...(existsSync(htpasswd) ? [] : ['-c']), htpasswd, user], { input: pass, stdio: ['pipe', 'ignore', 'pipe'] });
   }
   const port = await freeLoopbackPort();
   const site = renderSite({
