@@ -24,6 +24,10 @@ async function main(): Promise<void> {
   const app = createApp(deps);
   const server = app.listen(config.listenPort, config.listenHost, () => {
     log.info('kvm-ferry listening', { url: `http://${config.listenHost}:${config.listenPort}`, node: config.nodeName, libvirt: config.libvirtUri, config: config.source });
+    if (!/^(127\.|::1$|localhost$)/.test(config.listenHost)) {
+      // The app has no login of its own: nginx's basic auth is the only door.
+      log.warn('listening on a non-loopback address: anyone who can reach it manages VMs without a password; keep listenHost 127.0.0.1 behind nginx', { host: config.listenHost });
+    }
   });
   server.on('error', (e) => {
     log.error('cannot listen', { error: e.message, host: config.listenHost, port: config.listenPort });
