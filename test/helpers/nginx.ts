@@ -53,22 +53,34 @@ export interface TestNginx {
  * A real nginx with its own prefix, pid and logs (never the system's), serving the
  * shipped site template on a loopback port. Users: { name: password } → bcrypt htpasswd.
  */
-export async function startNginx(opts: { upstreamPort: number; consolePort?: number; users: Record<string, string>; bcryptCost?: number }): Promise<TestNginx> {
+export async function startNginx(opts: {
+  upstreamPort: number;
+  consolePort?: number;
+  users: Record<string, string>;
+  bcryptCost?: number;
+  /** Extra text after the listen address, e.g. " ssl". */
+  listenSuffix?: string;
+  /** Applies what the template's comments tell an admin to add (the TLS lines). */
+  edit?: (site: string) => string;
+  /** Prefix directory (created by the caller, e.g. holding certificates); a fresh one by default. */
+  dir?: string;
+}): Promise<TestNginx> {
   if (!existsSync('/usr/sbin/nginx')) throw new Error('nginx is not installed: run scripts/install-pkgs.sh');
-  const dir = mkdtempSync(join(tmpdir(), 'kvm-ferry-nginx-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'kvm-ferry-nginx-'));
   for (const d of ['logs', 'tmp']) mkdirSync(join(dir, d));
   const htpasswd = join(dir, 'htpasswd');
   for (const [user, pass] of Object.entries(opts.users)) {
     execFileSync('htpasswd', ['-B', '-C', String(opts.bcryptCost ?? 5), '-i', ...(existsSync(htpasswd) ? [] : ['-c']), htpasswd, user], { input: pass, stdio: ['pipe', 'ignore', 'pipe'] });
   }
   const port = await freeLoopbackPort();
-  const site = renderSite({
-    LISTEN: `127.0.0.1:${port}`,
+  const rendered = renderSite({
+    LISTEN: `127.0.0.1:${port}${opts.listenSuffix ?? ''}`,
     SERVER_NAME: '127.0.0.1 localhost',
     UPSTREAM: `127.0.0.1:${opts.upstreamPort}`,
     CONSOLE_UPSTREAM: `127.0.0.1:${opts.consolePort ?? opts.upstreamPort}`,
     HTPASSWD: htpasswd,
   });
+  const site = opts.edit ? opts.edit(rendered) : rendered;
   writeFileSync(join(dir, 'site.conf'), site);
   const t = (n: string) => join(dir, 'tmp', n);
   writeFileSync(
