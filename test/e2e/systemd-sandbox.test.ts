@@ -60,7 +60,13 @@ beforeAll(async () => {
     `dataDir: ${dirs.dataDir}`, `imageDir: ${dirs.imageDir}`, `isoDir: ${dirs.isoDir}`, 'serialLogDir: none',
     'virtType: qemu', 'vmNetwork: none', '',
   ].join('\n'));
-  manager = await startManagerProcess({ configPath: join(root, 'config.yaml'), port, wrap: sandboxWrap(), env: { XDG_CACHE_HOME: join(dirs.dataDir, 'cache') } });
+  // The unit's environment, with its data directory mapped to this test's.
+  const env = Object.fromEntries(directive('Environment').map((kv) => {
+    const i = kv.indexOf('=');
+    return [kv.slice(0, i), kv.slice(i + 1).replace('/var/lib/kvm-ferry', dirs.dataDir)];
+  }));
+  delete env.KVM_FERRY_CONFIG;
+  manager = await startManagerProcess({ configPath: join(root, 'config.yaml'), port, wrap: sandboxWrap(), env });
 });
 
 afterAll(async () => {
