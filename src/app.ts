@@ -15,6 +15,7 @@ import { pageRoutes } from './web/page-routes.js';
 import { apiErrorHandler, toAppError } from './web/error-handler.js';
 import { apiContentTypes, sameOriginOnly } from './web/guards.js';
 import { viewHelpers } from './web/view-helpers.js';
+import { CsrfTokens, csrfForms, loadCsrfSecret } from './web/csrf.js';
 
 export interface AppDeps {
   config: Config;
@@ -65,6 +66,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api', apiErrorHandler(deps.log));
 
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
+  app.use(csrfForms(new CsrfTokens(loadCsrfSecret(deps.config.dataDir))));
   app.use(pageRoutes(deps));
   app.use((_req, res) => {
     res.status(404).render('error', { nodeName: deps.node.name, error: { message: 'This page does not exist.', detail: null } });

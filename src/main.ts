@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { compose } from './compose.js';
 import { createApp } from './app.js';
+import { reconcileOrphanJobs } from './services/orphan-jobs.js';
 
 const JANITOR_INTERVAL_MS = 15_000;
 
@@ -24,12 +25,16 @@ async function main(): Promise<void> {
   if (adopted.length) log.warn('migrations interrupted by the previous run are being reconciled with libvirt', { ids: adopted });
   deps.janitor.start(JANITOR_INTERVAL_MS);
   void deps.janitor.runOnce();
-  const orphans = deps.jobs.failOrphans();
-  if (orphans.length) log.warn('jobs interrupted by the previous run marked failed', { ids: orphans.map((j) => j.id) });
+  const orphans = await reconcileOrphanJobs(deps.node.ctx, deps.peers);
+  if (orphans.length) log.warn('jobs interrupted by the previous run reconciled with libvirt', { jobs: orphans.map((j) => ({ id: j.id, kind: j.kind, vm: j.vm, state: j.state })) });
 
   const app = createApp(deps);
   const server = app.listen(config.listenPort, config.listenHost, () => {
     log.info('kvm-ferry listening', { url: `http://${config.listenHost}:${config.listenPort}`, node: config.nodeName, libvirt: config.libvirtUri, config: config.source });
+    if (!/^(127\.|::1$|localhost$)/.test(config.listenHost)) {
+      // The app has no login of its own: nginx's basic auth is the only door.
+      log.warn('listening on a non-loopback address: anyone who can reach it manages VMs without a password; keep listenHost 127.0.0.1 behind nginx', { host: config.listenHost });
+    }
   });
   server.on('error', (e) => {
     log.error('cannot listen', { error: e.message, host: config.listenHost, port: config.listenPort });

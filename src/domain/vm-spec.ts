@@ -44,7 +44,9 @@ export function parseCreateVmRequest(body: Record<string, unknown>, limits: Host
   const vcpus = requireInt('vcpus', body.vcpus, 1, limits.hostCpus, 'vCPUs');
   const memoryMiB = requireInt('memoryMiB', body.memoryMiB, MIN_MEMORY_MIB, limits.hostMemoryMiB, 'RAM (MiB)');
 
-  const osVariant = typeof body.osVariant === 'string' && body.osVariant !== '' ? body.osVariant : 'generic';
+  const rawOs = body.osVariant;
+  if (rawOs !== undefined && rawOs !== null && typeof rawOs !== 'string') throw badInput('osVariant', 'Unknown OS variant; pick one from the list, or "generic".');
+  const osVariant = rawOs ? rawOs : 'generic';
   if (!limits.osVariants.has(osVariant)) {
     throw badInput('osVariant', 'Unknown OS variant; pick one from the list, or "generic".');
   }

@@ -21,6 +21,13 @@ export interface JobOutcome {
   result?: Record<string, unknown>;
 }
 
+/** How a job left running by a previous process really ended, decided from libvirt's state. */
+export interface OrphanVerdict {
+  state: 'ok' | 'failed';
+  message: string;
+  result?: Record<string, unknown>;
+}
+
 export interface JobRequest {
   kind: JobKind;
   node: string;
@@ -144,6 +151,19 @@ export class JobRunner extends EventEmitter {
     return orphans.map((j) =>
       this.repo.finish(j.id, 'failed', `Interrupted: kvm-ferry restarted while this ${j.kind} was running; check the VM's state and retry.`),
     );
+  }
+
+  /** Like failOrphans, but each job's outcome is decided by `decide` (e.g. from libvirt's state). */
+  async reconcileOrphans(decide: (job: Job) => Promise<OrphanVerdict>): Promise<Job[]> {
+    const orphans = this.repo.running().filter((j) => !this.inFlight.has(j.id));
+    const settled: Job[] = [];
+    for (const j of orphans) {
+      const v = await decide(j);
+      const done = this.repo.finish(j.id, v.state, v.message, null, v.result ?? null);
+      this.emit('update', done);
+      settled.push(done);
+    }
+    return settled;
   }
 
   async drain(): Promise<void> {

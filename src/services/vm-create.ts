@@ -29,7 +29,7 @@ export class VmCreator {
     const resolved = await this.resolve(req);
     const { name } = req;
     return this.ctx.jobs.submit(
-      { kind: 'create', node: this.ctx.config.nodeName, vm: name, user, message: `Creating VM ${name}…`, params: { ...req, imagePath: req.source.kind === 'import' ? resolved.disks[0]?.path ?? null : null } },
+      { kind: 'create', node: this.ctx.config.nodeName, vm: name, user, message: `Creating VM ${name}…`, params: { ...req, imagePath: req.source.kind === 'import' ? resolved.disks[0]?.path ?? null : null, newDiskPath: resolved.newDiskPath } },
       async (job) => {
         let defined = false;
         try {

@@ -34,6 +34,13 @@ export function apiRoutes(deps: AppDeps): Router {
     res.status(j.state === 'running' ? 202 : 200).location(`/api/nodes/${encodeURIComponent(j.node)}/jobs/${j.id}`).json({ job: j });
   };
 
+  // Checked before any action runs: a bad ?wait must not leave a started job behind a 400.
+  r.use((req, _res, next) => {
+    const wait = queryOf(req).wait;
+    if (wait !== undefined) requireInt('wait', wait, 0, MAX_WAIT_SEC, 'wait');
+    next();
+  });
+
   r.get('/nodes', async (_req, res) => {
     res.json(await Promise.all([node.status(), ...deps.peers.all().map((p) => p.status())]));
   });

@@ -164,5 +164,6 @@ function jobPath(node: string, id: number): string {
 
 /** A checkbox after a hidden input of the same name posts both; the last one is what the user chose. */
 function lastValues(body: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(body).map(([k, v]) => [k, Array.isArray(v) ? v[v.length - 1] : v]));
+  // The form token has done its job here; a peer's API must not see it.
+  return Object.fromEntries(Object.entries(body).filter(([k]) => k !== '_csrf').map(([k, v]) => [k, Array.isArray(v) ? v[v.length - 1] : v]));
 }

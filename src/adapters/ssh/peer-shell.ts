@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Duplex, Readable } from 'node:stream';
 import { Client, type ConnectConfig } from 'ssh2';
 import type { PeerConfig } from '../../config.js';
@@ -141,8 +141,16 @@ export class PeerShell {
     }
     let privateKey: Buffer;
     try {
+      // Like ssh(1): a key others can read may already be someone else's; refuse to use it.
+      const { mode } = await stat(p.sshKeyFile);
+      if (mode & 0o077) {
+        throw new AppError('NODE_UNREACHABLE', `The SSH key ${p.sshKeyFile} for node ${p.name} is readable by other users; run chmod 600 ${p.sshKeyFile}.`, {
+          detail: `mode ${(mode & 0o777).toString(8)}`,
+        });
+      }
       privateKey = await readFile(p.sshKeyFile);
     } catch (e) {
+      if (e instanceof AppError) throw e;
       throw new AppError('NODE_UNREACHABLE', `Cannot read the SSH key ${p.sshKeyFile} for node ${p.name}.`, { detail: (e as Error).message });
     }
     let seenKey: Buffer | null = null;

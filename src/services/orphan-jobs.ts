@@ -1,0 +1,112 @@
+import { unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { Job } from '../domain/job.js';
+import { isActive, vmStateFromLibvirt } from '../domain/vm.js';
+import { domainList, type DomainSnapshot } from '../adapters/libvirt/domain.js';
+import { describeError } from '../errors.js';
+import { buildJobAbortArgs } from '../adapters/virsh/migrate-args.js';
+import type { CommandResult } from '../adapters/process/run-command.js';
+import type { NodeContext } from './node-context.js';
+import type { OrphanVerdict } from './job-runner.js';
+
+type Ctx = Pick<NodeContext, 'jobs' | 'conn' | 'config' | 'log' | 'run'>;
+
+/** What reconciliation needs of a peer: its libvirt, over SSH. */
+export interface PeerLookup {
+  get(name: string): { virsh(args: readonly string[], opts?: { check?: boolean; timeoutMs?: number }): Promise<CommandResult> } | null;
+}
+
+const RESTARTED = 'kvm-ferry restarted while this job ran';
+
+/**
+ * After a crash, jobs the old process left "running" are settled by what libvirt
+ * really shows now, not assumed failed: a create whose VM is defined did its work;
+ * one whose VM is missing is failed and its half-made disk removed, so a retry with
+ * the same name is not refused for a stray file.
+ */
+export async function reconcileOrphanJobs(ctx: Ctx, peers?: PeerLookup): Promise<Job[]> {
+  let domains: DomainSnapshot[] | null = null;
+  try {
+    domains = await domainList(ctx.conn);
+  } catch (e) {
+    ctx.log.warn('cannot reach libvirt to reconcile interrupted jobs; marking them failed', { error: describeError(e) });
+  }
+  return ctx.jobs.reconcileOrphans(async (job) => (domains ? decide(job, domains, ctx, peers) : unknownOutcome(job)));
+}
+
+function unknownOutcome(job: Job): OrphanVerdict {
+  return { state: 'failed', message: `Interrupted: ${RESTARTED} (${job.kind}); check the VM's state and retry.` };
+}
+
+async function decide(job: Job, domains: DomainSnapshot[], ctx: Ctx, peers?: PeerLookup): Promise<OrphanVerdict> {
+  const vm = job.vm;
+  if (!vm) return unknownOutcome(job);
+  const dom = domains.find((d) => d.description.name === vm) ?? null;
+  const active = dom !== null && isActive(vmStateFromLibvirt(dom.stateCode));
+  const settled = (ok: boolean, what: string, result?: Record<string, unknown>): OrphanVerdict => ({
+    state: ok ? 'ok' : 'failed',
+    message: `${what} (checked with libvirt after ${RESTARTED}).`,
+    ...(result ? { result } : {}),
+  });
+  switch (job.kind) {
+    case 'create': {
+      if (dom) return settled(true, `VM ${vm} exists: it was created`);
+      const removed = await removeHalfMadeDisk(job, domains, ctx);
+      return settled(false, `VM ${vm} was not created${removed ? `; its half-made disk ${removed} was removed` : ''}`, removed ? { removedDisk: removed } : undefined);
+    }
+    case 'start':
+      return settled(active, active ? `VM ${vm} is running` : `VM ${vm} did not start`);
+    case 'shutdown':
+    case 'poweroff':
+      return settled(dom !== null && !active, dom === null ? `VM ${vm} no longer exists` : active ? `VM ${vm} is still running` : `VM ${vm} is off`);
+    case 'delete':
+      return settled(dom === null, dom === null ? `VM ${vm} is deleted; check its disks` : `VM ${vm} still exists`);
+    case 'migrate':
+      return settledMigration(job, vm, dom !== null, ctx, peers, settled);
+    default:
+      return unknownOutcome(job);
+  }
+}
+
+/**
+ * A `virsh migrate` the dead process started may outlive it (without systemd's cgroup
+ * kill): abort it so the VM stays here and the verdict cannot go stale. A VM gone from
+ * here counts as migrated only if the peer says it runs there.
+ */
+async function settledMigration(job: Job, vm: string, here: boolean, ctx: Ctx, peers: PeerLookup | undefined,
+  settled: (ok: boolean, what: string, result?: Record<string, unknown>) => OrphanVerdict): Promise<OrphanVerdict> {
+  const to = String(job.params.to ?? '');
+  const made = Array.isArray(job.result?.createdOnDestination) ? (job.result!.createdOnDestination as unknown[]).map(String) : [];
+  const leftovers = made.length ? `; disks made for it on ${to} may remain: ${made.join(', ')}` : '';
+  if (here) {
+    const info = await ctx.run('virsh', ['-c', ctx.config.libvirtUri, 'domjobinfo', '--domain', vm], { check: false, timeoutMs: 15_000 }).catch(() => null);
+    const active = info !== null && /^Job type:\s*(Unbounded|Bounded)/im.test(info.stdout);
+    if (active) await ctx.run('virsh', buildJobAbortArgs(ctx.config.libvirtUri, vm), { check: false, timeoutMs: 30_000 }).catch(() => null);
+    return settled(false, `VM ${vm} is still on this node; the migration to ${to} ${active ? 'was still running and has been aborted' : 'did not finish'}${leftovers}`);
+  }
+  const peer = peers?.get(to) ?? null;
+  if (!peer) return settled(false, `VM ${vm} is no longer on this node and node ${to} is not configured; find it with virsh list --all`);
+  const r = await peer.virsh(['domstate', '--domain', vm], { check: false, timeoutMs: 10_000 }).catch(() => null);
+  const state = r?.exitCode === 0 ? r.stdout.trim() : null;
+  if (state === 'running') return settled(true, `VM ${vm} is running on node ${to}: it was migrated; its disks on this node may remain`);
+  return settled(false, `VM ${vm} is no longer on this node and ${state ? `is ${state} on node ${to}` : `node ${to} does not show it running`}; check both nodes`);
+}
+
+/**
+ * Only a disk this job planned to make (recorded in its params or result), inside the
+ * image directory, and used by no defined VM. An imported image is never touched.
+ */
+async function removeHalfMadeDisk(job: Job, domains: DomainSnapshot[], ctx: Ctx): Promise<string | null> {
+  const recorded = job.result?.createdDisk ?? job.params.newDiskPath;
+  if (typeof recorded !== 'string') return null;
+  const path = resolve(recorded);
+  if (dirname(path) !== resolve(ctx.config.imageDir)) return null;
+  if (domains.some((d) => d.description.disks.some((k) => k.path === path))) return null;
+  try {
+    await unlink(path);
+    return path;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') ctx.log.warn('could not remove the disk of an interrupted create', { jobId: job.id, path, error: describeError(e) });
+    return null;
+  }
+}
