@@ -13,6 +13,9 @@ import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
+import { ConsoleService } from './services/console/console-service.js';
+import { VncEndpoints } from './services/console/vnc-endpoint.js';
+import { VmWhereabouts } from './services/console/vm-whereabouts.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 
@@ -22,7 +25,7 @@ export interface Composed extends AppDeps {
 }
 
 /** Builds every adapter and service from the config: shared by main.ts and the tests. */
-export function compose(config: Config, log: Logger, opts: { onCommand?: (r: CommandRecord) => void; sleep?: (ms: number) => Promise<void> } = {}): Composed {
+export function compose(config: Config, log: Logger, opts: { onCommand?: (r: CommandRecord) => void; sleep?: (ms: number) => Promise<void>; now?: () => number } = {}): Composed {
   for (const dir of [config.dataDir, config.imageDir, config.isoDir]) mkdirSync(dir, { recursive: true });
   const db = openDatabase(join(config.dataDir, 'kvm-ferry.sqlite'));
   const run = createCommandRunner((r) => {
@@ -45,11 +48,17 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     sleep: opts.sleep ?? realSleep,
   });
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
+  const consoleService = new ConsoleService(
+    new VncEndpoints(config.nodeName, conn, peers),
+    new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
+    opts.now ?? Date.now,
+  );
   return {
     config,
     node,
     peers,
     migrator,
+    console: consoleService,
     jobs,
     jobsRepo,
     log,

@@ -2,6 +2,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { compose } from './compose.js';
 import { createApp } from './app.js';
+import { attachConsoleWebsocket } from './web/console-ws.js';
 
 /** Composition root: config → db → adapters → app → listen. */
 async function main(): Promise<void> {
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   const server = app.listen(config.listenPort, config.listenHost, () => {
     log.info('kvm-ferry listening', { url: `http://${config.listenHost}:${config.listenPort}`, node: config.nodeName, libvirt: config.libvirtUri, config: config.source });
   });
+  const consoles = attachConsoleWebsocket(server, deps);
   server.on('error', (e) => {
     log.error('cannot listen', { error: e.message, host: config.listenHost, port: config.listenPort });
     process.exit(1);
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
 
   const stop = (signal: string) => {
     log.info('stopping', { signal });
+    consoles.close();
     server.close();
     void deps.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 10_000).unref();

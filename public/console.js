@@ -1,0 +1,117 @@
+// The console page: asks for a one-time ticket, opens noVNC on /console/ws, and says
+// in one sentence why the console closed (VM stopped, migrated away, ticket refused).
+import RFB from '/static/vendor/novnc/core/rfb.js';
+
+const root = document.getElementById('console');
+const node = root.dataset.node;
+const vm = root.dataset.vm;
+const statusEl = document.getElementById('console-status');
+const movedEl = document.getElementById('console-moved');
+const screen = document.getElementById('console-screen');
+const cad = document.getElementById('console-cad');
+const scale = document.getElementById('console-scale');
+const reconnect = document.getElementById('console-reconnect');
+const api = `/api/nodes/${encodeURIComponent(node)}/vms/${encodeURIComponent(vm)}/console`;
+
+let rfb = null;
+
+function say(text, state) {
+  statusEl.textContent = text;
+  statusEl.dataset.state = state;
+  statusEl.className = `alert ${state === 'connected' ? 'alert-ok' : state === 'connecting' ? 'alert-running' : 'alert-error'}`;
+}
+
+function showMoved(movedTo) {
+  movedEl.replaceChildren();
+  movedEl.hidden = !movedTo;
+  if (!movedTo) return;
+  const a = document.createElement('a');
+  a.href = movedTo.consolePath;
+  a.textContent = movedTo.node;
+  a.id = 'console-moved-link';
+  movedEl.append('Open the console on node ', a);
+  if (movedTo.peerUrl) {
+    const b = document.createElement('a');
+    b.href = movedTo.peerUrl;
+    b.textContent = 'on its own manager';
+    movedEl.append(' (or ', b, ')');
+  }
+  movedEl.append('.');
+}
+
+async function readJson(res) {
+  try {
+    return await res.json();
+  } catch {
+    return null;
+  }
+}
+
+/** After a disconnect: ask where the VM is now, so "stopped" and "migrated to beta" read differently. */
+async function explain(fallback) {
+  say(fallback, 'disconnected');
+  try {
+    const res = await fetch(api, { credentials: 'same-origin', cache: 'no-store' });
+    const s = await readJson(res);
+    if (s && s.available === false) say(s.message, 'disconnected');
+    showMoved(s && s.movedTo);
+  } catch {
+    /* the fallback sentence stays */
+  }
+}
+
+async function connect() {
+  reconnect.hidden = true;
+  showMoved(null);
+  say('Connecting…', 'connecting');
+  let ticket;
+  try {
+    const res = await fetch(api, { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: '{}' });
+    ticket = await readJson(res);
+    if (!res.ok) {
+      reconnect.hidden = false;
+      return explain((ticket && ticket.error && ticket.error.message) || `The console could not be opened (HTTP ${res.status}).`);
+    }
+  } catch {
+    reconnect.hidden = false;
+    return say('The manager did not answer; check the connection and reconnect.', 'disconnected');
+  }
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${ticket.wsPath}`);
+  let closed = null;
+  ws.addEventListener('close', (ev) => {
+    closed = ev;
+  });
+  rfb = new RFB(screen, ws, { shared: true });
+  rfb.scaleViewport = scale.checked;
+  rfb.resizeSession = false;
+  rfb.addEventListener('connect', () => {
+    say(`Connected to ${vm} on node ${node}.`, 'connected');
+    cad.disabled = false;
+    rfb.focus();
+  });
+  rfb.addEventListener('credentialsrequired', () => {
+    const password = window.prompt(`VNC password of ${vm}:`);
+    if (password === null) rfb.disconnect();
+    else rfb.sendCredentials({ password });
+  });
+  rfb.addEventListener('securityfailure', (e) => {
+    say(`The VNC server of ${vm} refused the login${e.detail.reason ? `: ${e.detail.reason}` : ''}.`, 'disconnected');
+  });
+  rfb.addEventListener('disconnect', (e) => {
+    rfb = null;
+    cad.disabled = true;
+    reconnect.hidden = false;
+    const reason = closed && closed.reason;
+    const text = reason || (e.detail.clean ? 'The console was closed.' : 'The connection to the console was lost; reconnect to try again.');
+    void explain(text);
+  });
+}
+
+cad.addEventListener('click', () => rfb && rfb.sendCtrlAltDel());
+scale.addEventListener('change', () => {
+  if (rfb) rfb.scaleViewport = scale.checked;
+});
+reconnect.addEventListener('click', () => void connect());
+
+if (root.dataset.available === 'true') void connect();
+else reconnect.hidden = false;
