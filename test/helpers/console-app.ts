@@ -5,6 +5,7 @@ import { parseConfig, type Config } from '../../src/config.js';
 import { compose, type Composed } from '../../src/compose.js';
 import { createApp } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
+import type { CommandRecord } from '../../src/adapters/process/run-command.js';
 import { attachConsoleWebsocket, type ConsoleSockets } from '../../src/web/console-ws.js';
 import type { Fixture } from './fixture.js';
 
@@ -15,6 +16,8 @@ export interface ConsoleTestApp {
   sockets: ConsoleSockets;
   /** The injected clock: tests move it forward instead of sleeping. */
   clock: { ms: number };
+  /** Every command started, locally or on a peer over SSH ("beta:virsh"). */
+  commands: CommandRecord[];
   close(): Promise<void>;
 }
 
@@ -22,14 +25,15 @@ export interface ConsoleTestApp {
 export async function startConsoleApp(f: Pick<Fixture, 'uri' | 'imageDir' | 'isoDir' | 'dataDir'>, overrides: Record<string, unknown> = {}): Promise<ConsoleTestApp> {
   const config = parseConfig({ nodeName: 'alpha', libvirtUri: f.uri, dataDir: f.dataDir, imageDir: f.imageDir, isoDir: f.isoDir, vmNetwork: 'none', serialLogDir: 'none', ...overrides });
   const clock = { ms: Date.now() };
-  const deps = compose(config, silentLogger, { now: () => clock.ms });
+  const commands: CommandRecord[] = [];
+  const deps = compose(config, silentLogger, { now: () => clock.ms, onCommand: (r) => commands.push(r) });
   const server: Server = await new Promise((resolve) => {
     const s = createApp(deps).listen(0, '127.0.0.1', () => resolve(s));
   });
   const sockets = attachConsoleWebsocket(server, deps);
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`, deps, config, sockets, clock,
+    url: `http://127.0.0.1:${port}`, deps, config, sockets, clock, commands,
     async close() {
       sockets.close();
       server.closeAllConnections();

@@ -43,11 +43,13 @@ export class VncEndpoints {
     }
     const peer = this.peers.get(node);
     if (!peer) throw new ConsoleError(CONSOLE_CLOSE.VM_GONE, 'NODE_NOT_FOUND', `Node ${node} is not known to this manager.`);
-    const state = await peerState(peer, vm);
-    const xml = await peer.virsh(['dumpxml', '--domain', vm], { failureMessage: `Could not read VM ${vm} on node ${node}.` }).catch((e) => {
+    // One SSH round trip: the live XML carries the VNC port, and an id only while the VM is active.
+    const xml = await peer.virsh(['dumpxml', '--domain', vm], { check: false }).catch((e) => {
       throw unreachable(node, e);
     });
-    return target(node, vm, state, parseDomainXml(xml.stdout), peer);
+    if (xml.exitCode !== 0) throw await peerMissingOrFailed(peer, vm, (xml.stderr || xml.stdout).trim());
+    const d = parseDomainXml(xml.stdout);
+    return target(node, vm, d.id === null ? 'shut-off' : 'running', d, peer);
   }
 
   /** A raw TCP stream to the VNC server; for a peer it rides inside SSH to the peer's own loopback. */
@@ -80,25 +82,12 @@ function target(node: string, vm: string, state: VmState, d: DomainDescription, 
   return { node, vm, host: vncConnectHost(d.vnc.listen, (s) => isIP(s) !== 0), port: d.vnc.port, listen: d.vnc.listen, peer };
 }
 
-/** virsh domstate on the peer; a missing VM is decided by listing, never by parsing the error text. */
-async function peerState(peer: PeerNode, vm: string): Promise<VmState> {
-  const r = await peer.virsh(['domstate', '--domain', vm], { check: false }).catch((e) => {
-    throw unreachable(peer.name, e);
-  });
-  if (r.exitCode === 0) return stateFromVirsh(r.stdout.trim());
-  const list = await peer.virsh(['list', '--all', '--name'], { failureMessage: `Could not list the VMs on node ${peer.name}.` }).catch((e) => {
-    throw unreachable(peer.name, e);
-  });
-  if (!list.stdout.split('\n').map((s) => s.trim()).includes(vm)) throw gone(vm, peer.name);
-  throw new ConsoleError(CONSOLE_CLOSE.NODE_UNREACHABLE, 'LIBVIRT_FAILED', `Could not read the state of VM ${vm} on node ${peer.name}.`, { detail: (r.stderr || r.stdout).trim() });
-}
-
-const VIRSH_STATES: Record<string, VmState> = {
-  running: 'running', idle: 'blocked', paused: 'paused', 'in shutdown': 'shutting-down', 'shut off': 'shut-off', crashed: 'crashed', pmsuspended: 'suspended',
-};
-
-export function stateFromVirsh(text: string): VmState {
-  return VIRSH_STATES[text] ?? 'no-state';
+/** The peer could not show the VM: decide "gone" by listing its VMs, never by parsing the error text. */
+async function peerMissingOrFailed(peer: PeerNode, vm: string, detail: string): Promise<ConsoleError> {
+  const list = await peer.virsh(['list', '--all', '--name'], { failureMessage: `Could not list the VMs on node ${peer.name}.` }).catch((e) => unreachable(peer.name, e));
+  if (list instanceof ConsoleError) return list;
+  if (!list.stdout.split('\n').map((s) => s.trim()).includes(vm)) return gone(vm, peer.name);
+  return new ConsoleError(CONSOLE_CLOSE.NODE_UNREACHABLE, 'LIBVIRT_FAILED', `Could not read VM ${vm} on node ${peer.name}.`, { detail });
 }
 
 function gone(vm: string, node: string): ConsoleError {
