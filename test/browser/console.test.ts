@@ -144,5 +144,11 @@ describe('the console in chromium', () => {
     await page.screenshot({ path: join(SHOTS, 'console-gone.png') });
     expect(errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
     await page.context().close();
+
+    // The peer says the same, decided over SSH by listing its VMs.
+    const peer = await openConsole(`/nodes/beta/vms/${vm}/console`);
+    await expect(statusOf(peer.page).textContent()).resolves.toBe(`VM ${vm} is not on node beta: it was migrated away or deleted.`);
+    await expect(statusOf(peer.page).getAttribute('data-state')).resolves.toBe('unavailable');
+    await peer.page.context().close();
   });
 });

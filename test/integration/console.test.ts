@@ -165,6 +165,11 @@ describe('console page and status', () => {
     });
     const page = await api(a, 'GET', '/nodes/alpha/vms/moved-01/console');
     expect(page.text).toContain('<a href="/nodes/beta/vms/moved-01/console">beta</a>');
+    // During the final checks of a migration the VM is already gone from here: follow it too.
+    const running = a.deps.jobsRepo.start({ kind: 'migrate', node: 'alpha', vm: 'moving-01', user: null, params: { to: 'beta', mode: 'live' }, message: 'Migrating' });
+    expect((await api(a, 'GET', '/api/nodes/alpha/vms/moving-01/console')).json.movedTo.node).toBe('beta');
+    a.deps.jobsRepo.finish(running.id, 'failed', 'Migration failed.');
+    expect((await api(a, 'GET', '/api/nodes/alpha/vms/moving-01/console')).json.movedTo).toBeNull();
     // Without a record the page says what it knows.
     const ghost = await api(a, 'GET', '/api/nodes/alpha/vms/ghost/console');
     expect(ghost.json).toMatchObject({ available: false, movedTo: null, message: 'VM ghost is not on node alpha: it was migrated away or deleted.' });

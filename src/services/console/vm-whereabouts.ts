@@ -27,8 +27,12 @@ export class VmWhereabouts {
   async movedTo(fromNode: string, vm: string): Promise<MovedTo | null> {
     if (fromNode !== this.localName && (await this.inventory.find(vm).catch(() => null))) return this.link(this.localName, vm);
     if (fromNode !== this.localName) return null;
-    const last = this.jobs.recent(JOBS_LOOKED_AT, { node: this.localName, vm }).find((j) => j.kind === 'migrate' && j.state === 'ok');
-    const to = last?.params.to;
+    // The newest job that decided where the VM lives: a migration (one still verifying counts,
+    // the VM has left once libvirt switched it over), or a delete or create on this node.
+    const last = this.jobs
+      .recent(JOBS_LOOKED_AT, { node: this.localName, vm })
+      .find((j) => (j.kind === 'migrate' && j.state !== 'failed') || ((j.kind === 'delete' || j.kind === 'create') && j.state === 'ok'));
+    const to = last?.kind === 'migrate' ? last.params.to : undefined;
     return typeof to === 'string' && this.peers.get(to) ? this.link(to, vm) : null;
   }
 
