@@ -11,6 +11,11 @@ const MAX_SESSIONS = 32;
 /** Above this many bytes queued towards the browser, stop reading from the VNC server. */
 const HIGH_WATER = 4 * 1024 * 1024;
 const MAX_CLIENT_MESSAGE = 1024 * 1024;
+/**
+ * A still screen sends nothing: pings keep a reverse proxy's read timeout from cutting
+ * an idle console, and a browser that stopped answering two of them is gone.
+ */
+const PING_INTERVAL_MS = 30_000;
 
 export interface ConsoleSockets {
   readonly sessions: number;
@@ -26,6 +31,7 @@ export interface ConsoleSockets {
 export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleService; log: Logger }): ConsoleSockets {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE, perMessageDeflate: false });
   const live = new Set<WebSocket>();
+  const alive = new WeakMap<WebSocket, boolean>();
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -43,6 +49,8 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (live.size >= MAX_SESSIONS) return ws.close(CONSOLE_CLOSE.TOO_MANY, 'Too many open consoles on this node; close one and reconnect.');
       live.add(ws);
+      alive.set(ws, true);
+      ws.on('pong', () => alive.set(ws, true));
       ws.once('close', () => live.delete(ws));
       void session(ws, node, vm, ticket, req);
     });
@@ -55,7 +63,7 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
     ws.on('message', collect);
     const r = await deps.console.connect(node, vm, ticket);
     ws.off('message', collect);
-    const who = { node, vm, user: (req.headers['x-remote-user'] as string | undefined) ?? null, from: req.socket.remoteAddress };
+    const who = { node, vm, user: proxiedUser(req), from: req.socket.remoteAddress };
     if (!r.ok) {
       deps.log.info('console refused', { ...who, code: r.closeCode, reason: r.reason });
       if (ws.readyState === ws.OPEN) ws.close(r.closeCode, closeReason(r.reason));
@@ -68,6 +76,18 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
     ws.once('close', () => deps.log.info('console closed', who));
   }
 
+  const pinger = setInterval(() => {
+    for (const ws of live) {
+      if (alive.get(ws) === false) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, PING_INTERVAL_MS);
+  pinger.unref();
+
   server.on('upgrade', onUpgrade);
   return {
     get sessions() {
@@ -75,6 +95,7 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
     },
     close() {
       server.off('upgrade', onUpgrade);
+      clearInterval(pinger);
       for (const ws of live) ws.close(CONSOLE_CLOSE.SERVER_STOPPING, 'The manager is restarting; reconnect in a moment.');
       wss.close();
     },
@@ -109,6 +130,14 @@ function pipe(ws: WebSocket, vnc: Duplex, early: Buffer[], closedText: string): 
     ended = true;
     vnc.destroy();
   });
+}
+
+/** nginx passes the basic-auth user; trusted only from loopback, as for the page. */
+function proxiedUser(req: IncomingMessage): string | null {
+  const a = req.socket.remoteAddress ?? '';
+  const u = req.headers['x-remote-user'];
+  if (typeof u !== 'string' || !(a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1')) return null;
+  return u.length <= 128 && /^[\x21-\x7e]+$/.test(u) ? u : null;
 }
 
 function refuse(socket: Duplex, status: number, sentence: string): void {
