@@ -11,6 +11,7 @@ const screen = document.getElementById('console-screen');
 const cad = document.getElementById('console-cad');
 const scale = document.getElementById('console-scale');
 const reconnect = document.getElementById('console-reconnect');
+const alt = document.getElementById('console-alt');
 const api = `/api/nodes/${encodeURIComponent(node)}/vms/${encodeURIComponent(vm)}/console`;
 
 let rfb = null;
@@ -53,7 +54,12 @@ async function explain(fallback) {
   try {
     const res = await fetch(api, { credentials: 'same-origin', cache: 'no-store' });
     const s = await readJson(res);
-    if (s && s.available === false) say(s.message, 'disconnected');
+    if (s && s.available === false) {
+      say(s.message, 'disconnected');
+      // Nothing to show any more: no black box, no stale address for desktop clients.
+      screen.hidden = true;
+      if (alt) alt.hidden = true;
+    }
     showMoved(s && s.movedTo);
   } catch {
     /* the fallback sentence stays */
@@ -64,6 +70,7 @@ async function connect() {
   reconnect.hidden = true;
   showMoved(null);
   say('Connecting…', 'connecting');
+  screen.hidden = false;
   let ticket;
   try {
     const res = await fetch(api, { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' }, body: '{}' });

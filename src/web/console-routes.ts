@@ -10,7 +10,7 @@ import type { ConsoleService } from '../services/console/console-service.js';
 export function novncStatic(): Router {
   const root = dirname(dirname(createRequire(import.meta.url).resolve('@novnc/novnc')));
   const r = Router();
-  for (const dir of ['core', 'vendor']) r.use(`/${dir}`, express.static(join(root, dir), { maxAge: '1h', index: false, fallthrough: false }));
+  for (const dir of ['core', 'vendor']) r.use(`/${dir}`, express.static(join(root, dir), { maxAge: '1h', index: false }));
   return r;
 }
 
@@ -22,7 +22,7 @@ export function consoleApiRoutes(deps: { console: ConsoleService }): Router {
     next();
   };
   r.get('/nodes/:node/vms/:vm/console', noStore, async (req, res) => {
-    res.json(await deps.console.status(req.params.node, req.params.vm));
+    res.json(await deps.console.status(req.params.node, req.params.vm, req.hostname));
   });
   r.post('/nodes/:node/vms/:vm/console', noStore, async (req, res) => {
     res.status(201).json(await deps.console.issue(req.params.node, req.params.vm));
@@ -34,7 +34,7 @@ export function consoleApiRoutes(deps: { console: ConsoleService }): Router {
 export function consolePageRoutes(deps: { console: ConsoleService; node: { name: string } }): Router {
   const r = Router();
   r.get('/nodes/:node/vms/:vm/console', async (req, res) => {
-    const status = await deps.console.status(req.params.node, req.params.vm);
+    const status = await deps.console.status(req.params.node, req.params.vm, req.hostname);
     res.set('Cache-Control', 'no-store');
     res.render('console', { nodeName: deps.node.name, status, running: false });
   });

@@ -37,13 +37,15 @@ export class ConsoleService {
     return node;
   }
 
-  async status(rawNode: unknown, rawVm: unknown): Promise<ConsoleStatus> {
+  /** `pageHost` is the host name the browser used: for a local VM listening on all addresses, the address to give a desktop client. */
+  async status(rawNode: unknown, rawVm: unknown, pageHost?: string): Promise<ConsoleStatus> {
     const node = this.requireNode(rawNode);
     const vm = requireVmName(rawVm, 'vm');
     try {
       const t = await this.endpoints.locate(node, vm);
       const localOnly = isLoopbackOnly(t.listen);
-      const host = t.listen && !localOnly && t.listen !== '0.0.0.0' && t.listen !== '::' ? t.listen : node;
+      const wildcard = !t.listen || t.listen === '0.0.0.0' || t.listen === '::';
+      const host = !wildcard && !localOnly ? t.listen! : (t.peer?.config.sshHost ?? pageHost ?? node);
       return {
         node, vm, available: true, code: null, movedTo: null,
         message: `VM ${vm} is running; its VNC server listens on ${t.listen ?? '127.0.0.1'}:${t.port}.`,
