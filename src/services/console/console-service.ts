@@ -4,7 +4,7 @@ import { CONSOLE_CLOSE, isLoopbackOnly, TICKET_REFUSAL_TEXT, type ConsoleCloseCo
 import { isValidNodeName, requireVmName } from '../../domain/names.js';
 import { ConsoleTickets } from './console-tickets.js';
 import { ConsoleError, VncEndpoints, type VncTarget } from './vnc-endpoint.js';
-import { consolePathOf, VmWhereabouts, type MovedTo } from './vm-whereabouts.js';
+import { VmWhereabouts, type MovedTo } from './vm-whereabouts.js';
 
 export const CONSOLE_WS_PATH = '/console/ws';
 
@@ -83,9 +83,5 @@ export class ConsoleService {
       if (e instanceof ConsoleError) return { ok: false, closeCode: e.closeCode, reason: e.message };
       return { ok: false, closeCode: CONSOLE_CLOSE.VNC_UNREACHABLE, reason: `The console of VM ${vm} could not be opened: ${describeError(e)}` };
     }
-  }
-
-  consolePath(node: string, vm: string): string {
-    return consolePathOf(node, vm);
   }
 }

@@ -76,7 +76,7 @@ function target(node: string, vm: string, state: VmState, d: DomainDescription, 
   if (!isActive(state)) {
     throw new ConsoleError(CONSOLE_CLOSE.VM_NOT_RUNNING, 'VM_STATE_CONFLICT', `VM ${vm} is not running (${VM_STATE_LABELS[state]}); start it to use its console.`);
   }
-  if (!d.vnc || d.vnc.port === null) {
+  if (!d.vnc || d.vnc.port === null || d.vnc.port > 65535) {
     throw new ConsoleError(CONSOLE_CLOSE.NO_VNC, 'VM_STATE_CONFLICT', `VM ${vm} has no VNC display; add VNC graphics to it to use the console.`);
   }
   return { node, vm, host: vncConnectHost(d.vnc.listen, (s) => isIP(s) !== 0), port: d.vnc.port, listen: d.vnc.listen, peer };
