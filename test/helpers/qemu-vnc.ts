@@ -38,6 +38,7 @@ export async function startQemuVnc(): Promise<QemuVnc> {
       c.on('error', () => r(false));
     });
     if (up) break;
+    if (i === 99) proc.kill('SIGKILL');
     if (i === 99) throw new Error(`QEMU's VNC server did not listen on 127.0.0.1:${port} within 10 s: ${stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
