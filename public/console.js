@@ -48,21 +48,34 @@ async function readJson(res) {
   }
 }
 
-/** After a disconnect: ask where the VM is now, so "stopped" and "migrated to beta" read differently. */
-async function explain(fallback) {
+const VNC_CLOSED = 4020;
+const VM_GONE = 4010;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * After a disconnect: ask where the VM is now, so "stopped" and "migrated to beta" read
+ * differently. When the VNC server itself went away, libvirt may still be finishing a
+ * migration's switchover, so ask a few times before settling.
+ */
+async function explain(fallback, closeCode) {
   say(fallback, 'disconnected');
   try {
-    const res = await fetch(api, { credentials: 'same-origin', cache: 'no-store' });
-    const s = await readJson(res);
-    if (s && s.available === false) {
-      say(s.message, 'disconnected');
-      // Nothing to show any more: no black box, no stale address for desktop clients.
-      screen.hidden = true;
-      if (alt) alt.hidden = true;
+    for (let attempt = 0; attempt < (closeCode === VNC_CLOSED ? 4 : 1); attempt++) {
+      if (attempt > 0) await sleep(1500);
+      const s = await readJson(await fetch(api, { credentials: 'same-origin', cache: 'no-store' }));
+      // A reconnect started meanwhile: its own messages win.
+      if (!s || rfb) break;
+      if (s.available === false) {
+        say(s.message, 'disconnected');
+        // Nothing to show any more: no black box, no stale address for desktop clients.
+        screen.hidden = true;
+        if (alt) alt.hidden = true;
+      }
+      showMoved(s.movedTo);
+      if (s.code === VM_GONE) break;
     }
-    showMoved(s && s.movedTo);
   } catch {
-    /* the fallback sentence stays */
+    /* the last sentence stays */
   }
 }
 
@@ -110,7 +123,7 @@ async function connect() {
     reconnect.hidden = false;
     const reason = closed && closed.reason;
     const text = reason || (e.detail.clean ? 'The console was closed.' : 'The connection to the console was lost; reconnect to try again.');
-    void explain(text);
+    void explain(text, closed && closed.code);
   });
 }
 
