@@ -11,6 +11,8 @@ const MAX_SESSIONS = 32;
 /** Above this many bytes queued towards the browser, stop reading from the VNC server. */
 const HIGH_WATER = 4 * 1024 * 1024;
 const MAX_CLIENT_MESSAGE = 1024 * 1024;
+/** A VNC client waits for the server's greeting; more than this before it is not a VNC client. */
+const MAX_EARLY_BYTES = 64 * 1024;
 /**
  * A still screen sends nothing: pings keep a reverse proxy's read timeout from cutting
  * an idle console, and a browser that stopped answering two of them is gone.
@@ -48,6 +50,8 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
 
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (live.size >= MAX_SESSIONS) return ws.close(CONSOLE_CLOSE.TOO_MANY, 'Too many open consoles on this node; close one and reconnect.');
+      // A bad frame from a browser must end that console, never the manager.
+      ws.on('error', (e) => deps.log.info('console websocket error', { node, vm, error: e.message }));
       live.add(ws);
       alive.set(ws, true);
       ws.on('pong', () => alive.set(ws, true));
@@ -59,7 +63,12 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
   async function session(ws: WebSocket, node: string, vm: string, ticket: string, req: IncomingMessage) {
     // Bytes the browser sends before the VNC stream is open wait here, in order.
     const early: Buffer[] = [];
-    const collect = (d: Buffer) => early.push(d);
+    let earlyBytes = 0;
+    const collect = (d: Buffer) => {
+      earlyBytes += d.length;
+      if (earlyBytes > MAX_EARLY_BYTES) ws.terminate();
+      else early.push(d);
+    };
     ws.on('message', collect);
     const r = await deps.console.connect(node, vm, ticket);
     ws.off('message', collect);
@@ -125,7 +134,7 @@ function pipe(ws: WebSocket, vnc: Duplex, early: Buffer[], closedText: string): 
   };
   vnc.once('end', vncGone);
   vnc.once('close', vncGone);
-  vnc.once('error', vncGone);
+  vnc.on('error', vncGone);
   ws.once('close', () => {
     ended = true;
     vnc.destroy();
