@@ -114,6 +114,18 @@ describe('console tickets', () => {
     expect(a.deps.console.tickets.size).toBe(0);
   });
 
+  it('ends only the console whose browser sends a broken frame; the manager keeps serving', async () => {
+    const a = await world();
+    const bad = await openConsoleWs(a.url, (await ticketFor(a, 'web-01')).wsPath, { untilBytes: 12 });
+    const closed = new Promise<number>((r) => bad.ws.once('close', (c) => r(c)));
+    // An unmasked client frame violates RFC 6455: the server side of this socket errors.
+    (bad.ws as unknown as { _socket: import('node:net').Socket })._socket.write(Buffer.from([0x82, 0x01, 0x00]));
+    expect(await closed).toBe(1002);
+    const good = await openConsoleWs(a.url, (await ticketFor(a, 'web-01')).wsPath, { untilBytes: 12 });
+    expect(good.received.toString()).toBe('RFB 003.008\n');
+    good.ws.close();
+  });
+
   it('closes the console with a sentence when the VNC server goes away', async () => {
     const own = await startQemuVnc();
     try {
