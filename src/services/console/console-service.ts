@@ -48,7 +48,7 @@ export class ConsoleService {
       const host = !wildcard && !localOnly ? t.listen! : (t.peer?.config.sshHost ?? pageHost ?? node);
       return {
         node, vm, available: true, code: null, movedTo: null,
-        message: `VM ${vm} is running; its VNC server listens on ${t.listen ?? '127.0.0.1'}:${t.port}.`,
+        message: `The VNC server of VM ${vm} listens on ${t.listen ?? '127.0.0.1'}:${t.port}.`,
         vnc: { host, port: t.port, link: localOnly ? null : `vnc://${host}:${t.port}`, localOnly },
       };
     } catch (e) {
