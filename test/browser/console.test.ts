@@ -57,7 +57,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-async function openConsole(path: string): Promise<{ page: Page; errors: string[] }> {
+async function openConsole(path: string): Promise<{ page: Page; errors: string[]; sent: Buffer[] }> {
   const context = await browser.newContext({ viewport: { width: 1024, height: 800 } });
   const page = await context.newPage();
   page.setDefaultTimeout(30_000);
@@ -66,8 +66,11 @@ async function openConsole(path: string): Promise<{ page: Page; errors: string[]
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`console: ${m.text()}`);
   });
+  // What the page sends on its websocket, as the VNC server receives it.
+  const sent: Buffer[] = [];
+  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(typeof f.payload === 'string' ? Buffer.from(f.payload) : f.payload)));
   await page.goto(app.url + path);
-  return { page, errors };
+  return { page, errors, sent };
 }
 
 /** Pixels of the noVNC canvas that are not black: the guest's screen (BIOS and boot text) really arrived. */
@@ -128,9 +131,13 @@ describe('the console in chromium', () => {
   });
 
   it('says the VM stopped when it is forced off under an open console, then that it is gone once deleted', async () => {
-    const { page, errors } = await openConsole(`/nodes/alpha/vms/${vm}/console`);
+    const { page, errors, sent } = await openConsole(`/nodes/alpha/vms/${vm}/console`);
     await page.waitForSelector('#console-status[data-state="connected"]');
+    const sentBefore = sent.length;
     await page.locator('#console-cad').click();
+    // The keysyms of Control_L, Alt_L and Delete went to the VNC server (as RFB or QEMU extended key events).
+    const keysym = (k: number) => Buffer.from([0, 0, k >> 8, k & 0xff]);
+    await expect.poll(() => [0xffe3, 0xffe9, 0xffff].every((k) => Buffer.concat(sent.slice(sentBefore)).includes(keysym(k)))).toBe(true);
     virsh('destroy', vm);
     await page.waitForSelector('#console-status[data-state="disconnected"]');
     await page.waitForFunction(() => /is not running/.test(document.getElementById('console-status')!.textContent ?? ''));
