@@ -182,6 +182,14 @@ describe('console page and status', () => {
     expect((await api(a, 'GET', '/api/nodes/alpha/vms/moving-01/console')).json.movedTo.node).toBe('beta');
     a.deps.jobsRepo.finish(running.id, 'failed', 'Migration failed.');
     expect((await api(a, 'GET', '/api/nodes/alpha/vms/moving-01/console')).json.movedTo).toBeNull();
+    // A peer that cannot be reached: one sentence, no ticket, and the page says the same.
+    const post = await api(a, 'POST', '/api/nodes/beta/vms/web-01/console');
+    expect(post.status).toBe(503);
+    expect(post.json.error.message).toMatch(/^The pinned SSH host key for node beta is malformed/);
+    const peerPage = await api(a, 'GET', '/nodes/beta/vms/web-01/console');
+    expect(peerPage.status).toBe(200);
+    expect(peerPage.text).toContain('The pinned SSH host key for node beta is malformed');
+    expect(peerPage.text).toContain('data-available="false"');
     // Without a record the page says what it knows.
     const ghost = await api(a, 'GET', '/api/nodes/alpha/vms/ghost/console');
     expect(ghost.json).toMatchObject({ available: false, movedTo: null, message: 'VM ghost is not on node alpha: it was migrated away or deleted.' });
