@@ -73,3 +73,18 @@ export function openConsoleWs(appUrl: string, wsPath: string, opts: { origin?: s
     });
   });
 }
+
+/**
+ * Asks `baseUrl`'s manager for a console ticket for node/vm and returns the first 12
+ * bytes that arrive on its websocket: "RFB 003.008\n" when the VM's real VNC server
+ * answered through the proxy. Usable against any manager, e.g. a lab node's URL.
+ */
+export async function consoleGreeting(baseUrl: string, node: string, vm: string): Promise<string> {
+  const res = await fetch(`${baseUrl}/api/nodes/${encodeURIComponent(node)}/vms/${encodeURIComponent(vm)}/console`, { method: 'POST' });
+  const body = (await res.json()) as { wsPath?: string; error?: { message: string } };
+  if (res.status !== 201 || !body.wsPath) throw new Error(`no console ticket (${res.status}): ${body.error?.message ?? ''}`);
+  const r = await openConsoleWs(baseUrl, body.wsPath, { untilBytes: 12, timeoutMs: 30_000 });
+  r.ws.close();
+  if (r.closeCode !== null) throw new Error(`console closed (${r.closeCode}): ${r.closeReason}`);
+  return r.received.subarray(0, 12).toString();
+}

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeFixture } from '../helpers/fixture.js';
 import { api } from '../helpers/test-app.js';
-import { openConsoleWs, startConsoleApp, type ConsoleTestApp } from '../helpers/console-app.js';
+import { consoleGreeting, openConsoleWs, startConsoleApp, type ConsoleTestApp } from '../helpers/console-app.js';
 import { startQemuVnc, type QemuVnc } from '../helpers/qemu-vnc.js';
 import { CONSOLE_CLOSE } from '../../src/domain/console.js';
 
@@ -121,9 +121,7 @@ describe('console tickets', () => {
     // An unmasked client frame violates RFC 6455: the server side of this socket errors.
     (bad.ws as unknown as { _socket: import('node:net').Socket })._socket.write(Buffer.from([0x82, 0x01, 0x00]));
     expect(await closed).toBe(1002);
-    const good = await openConsoleWs(a.url, (await ticketFor(a, 'web-01')).wsPath, { untilBytes: 12 });
-    expect(good.received.toString()).toBe('RFB 003.008\n');
-    good.ws.close();
+    expect(await consoleGreeting(a.url, 'alpha', 'web-01')).toBe('RFB 003.008\n');
   });
 
   it('closes the console with a sentence when the VNC server goes away', async () => {
