@@ -16,6 +16,8 @@ import { apiErrorHandler, toAppError } from './web/error-handler.js';
 import { apiContentTypes, sameOriginOnly } from './web/guards.js';
 import { viewHelpers } from './web/view-helpers.js';
 import { CsrfTokens, csrfForms, loadCsrfSecret } from './web/csrf.js';
+import type { ConsoleService } from './services/console/console-service.js';
+import { consoleApiRoutes, consolePageRoutes, novncStatic } from './web/console-routes.js';
 
 export interface AppDeps {
   config: Config;
@@ -26,6 +28,7 @@ export interface AppDeps {
   migrator: VmMigrator;
   actions: NodeActions;
   stats: VmStatsService;
+  console: ConsoleService;
   log: Logger;
 }
 
@@ -44,13 +47,14 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use((_req, res, next) => {
     res.set({
-      'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+      'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
       'X-Frame-Options': 'DENY',
       'X-Content-Type-Options': 'nosniff',
       'Referrer-Policy': 'same-origin',
     });
     next();
   });
+  app.use('/static/vendor/novnc', novncStatic());
   app.use('/static', express.static(join(root, 'public'), { maxAge: '1h', index: false }));
   // uPlot for the VM charts, served from the installed package: no CDN.
   app.use('/static/vendor/uplot', express.static(join(root, 'node_modules', 'uplot', 'dist'), { maxAge: '1h', index: false }));
@@ -62,12 +66,14 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(sameOriginOnly);
   app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
+  app.use('/api', consoleApiRoutes(deps));
   app.use('/api', apiRoutes(deps));
   app.use('/api', apiErrorHandler(deps.log));
 
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use(csrfForms(new CsrfTokens(loadCsrfSecret(deps.config.dataDir))));
   app.use(pageRoutes(deps));
+  app.use(consolePageRoutes(deps));
   app.use((_req, res) => {
     res.status(404).render('error', { nodeName: deps.node.name, error: { message: 'This page does not exist.', detail: null } });
   });

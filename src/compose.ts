@@ -16,6 +16,9 @@ import { VmMigrator } from './services/migration/migrate-vm.js';
 import { NodeActions } from './services/nodes/node-actions.js';
 import { MigrationReconciler } from './services/migration/reconcile.js';
 import { LeftoverJanitor } from './services/migration/leftovers.js';
+import { ConsoleService } from './services/console/console-service.js';
+import { VncEndpoints } from './services/console/vnc-endpoint.js';
+import { VmWhereabouts } from './services/console/vm-whereabouts.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 import { openStatsDatabase } from './adapters/db/stats-db.js';
@@ -30,7 +33,7 @@ export interface Composed extends AppDeps {
 }
 
 /** Builds every adapter and service from the config: shared by main.ts and the tests. */
-export function compose(config: Config, log: Logger, opts: { onCommand?: (r: CommandRecord) => void; sleep?: (ms: number) => Promise<void> } = {}): Composed {
+export function compose(config: Config, log: Logger, opts: { onCommand?: (r: CommandRecord) => void; sleep?: (ms: number) => Promise<void>; now?: () => number } = {}): Composed {
   for (const dir of [config.dataDir, config.imageDir, config.isoDir]) mkdirSync(dir, { recursive: true });
   const db = openDatabase(join(config.dataDir, 'kvm-ferry.sqlite'));
   const run = createCommandRunner((r) => {
@@ -62,6 +65,11 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
   // Written by the stats daemon (its own process); the manager only reads it.
   const statsDb = openStatsDatabase(config.dataDir);
   const stats = new VmStatsService(new StatsReader(statsDb, config.stats.intervalSec), config.nodeName);
+  const consoleService = new ConsoleService(
+    new VncEndpoints(config.nodeName, conn, peers),
+    new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
+    opts.now ?? Date.now,
+  );
   return {
     config,
     node,
@@ -71,6 +79,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     reconciler,
     janitor,
     stats,
+    console: consoleService,
     jobs,
     jobsRepo,
     log,

@@ -5,6 +5,7 @@ import { createApp } from './app.js';
 import { reconcileOrphanJobs } from './services/orphan-jobs.js';
 
 const JANITOR_INTERVAL_MS = 15_000;
+import { attachConsoleWebsocket } from './web/console-ws.js';
 
 /** Composition root: config → db → adapters → app → listen. */
 async function main(): Promise<void> {
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
       log.warn('listening on a non-loopback address: anyone who can reach it manages VMs without a password; keep listenHost 127.0.0.1 behind nginx', { host: config.listenHost });
     }
   });
+  const consoles = attachConsoleWebsocket(server, deps);
   server.on('error', (e) => {
     log.error('cannot listen', { error: e.message, host: config.listenHost, port: config.listenPort });
     process.exit(1);
@@ -43,6 +45,7 @@ async function main(): Promise<void> {
 
   const stop = (signal: string) => {
     log.info('stopping', { signal });
+    consoles.close();
     server.close();
     void deps.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 10_000).unref();

@@ -4,6 +4,8 @@ import { XMLParser } from 'fast-xml-parser';
 export interface DomainDescription {
   name: string;
   uuid: string;
+  /** libvirt's domain id: present only while the VM is active (running or paused). */
+  id: number | null;
   type: string;
   vcpus: number;
   memoryKiB: number;
@@ -108,6 +110,7 @@ export function parseDomainXml(xml: string): DomainDescription {
   return {
     name: text(dom.name) ?? '',
     uuid: text(dom.uuid) ?? '',
+    id: /^\d+$/.test(attr(dom, 'id') ?? '') ? Number(attr(dom, 'id')) : null,
     type: attr(dom, 'type') ?? '',
     vcpus: Number(text(vcpu) ?? 1),
     memoryKiB: kib(dom.memory),
