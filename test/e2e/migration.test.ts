@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { http, inNode, lab, labNodes, tryInNode } from '../helpers/lab.js';
 import { launchChromium } from '../helpers/browser.js';
+import { consoleGreeting } from '../helpers/console-app.js';
 
 /**
  * Live migration through kvm-ferry on the lab: two nodes in network namespaces, each
@@ -169,5 +170,13 @@ describe('live migration between two lab nodes', () => {
       lab('shape', A.name, 'off');
       await browser.close();
     }
+  });
+
+  it("opens the migrated VM's console through its new node, and the old node points there", async () => {
+    // A's manager proxies VNC to B's loopback through SSH; the greeting is QEMU's own.
+    expect(await consoleGreeting(A.url, B.name, VM)).toMatch(/^RFB 003\.00\d\n$/);
+    const here = await http(A.url, 'GET', `/api/nodes/${A.name}/vms/${VM}/console`);
+    expect(here.json.available).toBe(false);
+    expect(here.json.movedTo?.node).toBe(B.name);
   });
 });
