@@ -46,10 +46,12 @@ async function main() {
     say(`kvm-ferry: job ${ferryWallS.toFixed(2)} s (request incl. pre-flight ${ferryRequestS.toFixed(2)} s), downtime ${job.result.downtimeMs} ms, moved ${(job.result.bytesMoved / 2 ** 20).toFixed(0)} MiB, source alloc ${(srcAlloc / 2 ** 20).toFixed(1)} MiB, destination alloc ${(ferryDest / 2 ** 20).toFixed(1)} MiB`);
 
     // Plain virsh back to A: libvirt creates the destination disk itself.
-    const cfg = inNode(B.name, 'cat', '/var/lib/kvm-ferry/config.yaml').length; // the node is alive
-    void cfg;
     const keyfile = '/var/lib/kvm-ferry-lab/id_ed25519';
     const destUri = `qemu+libssh2://root@${A.addr}/system?keyfile=${keyfile}&known_hosts=/var/lib/kvm-ferry-lab/known_hosts&sshauth=privkey`;
+    // libvirt pre-creates a missing destination disk only inside a storage pool, as a
+    // default install has for /var/lib/libvirt/images.
+    inNode(A.name, 'virsh', '-q', '-c', 'qemu:///system', 'pool-define-as', 'bench-images', 'dir', '--target', '/var/lib/kvm-ferry/images');
+    inNode(A.name, 'virsh', '-q', '-c', 'qemu:///system', 'pool-start', 'bench-images');
     const srcAllocB = allocated(B.name);
     const t1 = Date.now();
     inNode(B.name, 'virsh', '-c', 'qemu:///system', 'migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource',

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const LAB_SCRIPT = join(__dirname, '..', '..', 'scripts', 'lab.sh');
+export const LAB_SCRIPT = fileURLToPath(new URL('../../scripts/lab.sh', import.meta.url));
 
 export interface LabNode {
   name: string;
