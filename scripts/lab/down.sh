@@ -37,7 +37,7 @@ lab_down() {
 	[[ $(id -u) == 0 ]] || die "the lab needs root"
 	mapfile -t nodes < <(
 		lab_nodes
-		ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^kflab-\([a-e]\)$/lab-\1/p'
+		ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^$NS_PREFIX-\\([a-e]\\)\$/lab-\\1/p"
 	)
 	for node in $(printf '%s\n' "${nodes[@]}" | sort -u); do
 		[[ -n $node ]] || continue

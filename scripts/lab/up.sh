@@ -32,7 +32,7 @@ start_node_namespaces() {
 	# setsid + redirected stdio: the holder must not keep the caller's terminal
 	# or pipes open (vitest's execFileSync would wait for it forever).
 	setsid ip netns exec "$ns" unshare --mount --uts --propagation private \
-		"$LAB_DIR/node-init.sh" "$node" </dev/null >"$S/holder.log" 2>&1 &
+		"$LAB_DIR/node-init.sh" "$node" "$S" "$LAB_RUN" </dev/null >"$S/holder.log" 2>&1 &
 	wait_until 10 "the namespaces of $node (see $S/holder.log)" test -f "$S/ready"
 	holder_pid "$node" >/dev/null || die "the namespace holder of $node died (see $S/holder.log)"
 }
@@ -136,7 +136,7 @@ lab_up() {
 	else
 		# A half-built lab (crashed up, killed daemons) is torn down first: cheaper
 		# and more predictable than repairing it.
-		if [[ -e $LAB_RUN || -e $LAB_STATE ]] || ip netns list | grep -q '^kflab-'; then
+		if [[ -e $LAB_RUN || -e $LAB_STATE ]] || ip netns list | grep -q "^$NS_PREFIX-"; then
 			log "cleaning up a partial lab first"
 			lab_down quiet
 		fi
