@@ -60,14 +60,27 @@ die() {
 node_name() { printf 'lab-%s' "${LETTERS[$(($1 - 1))]}"; }
 node_letter() { printf '%s' "${1#lab-}"; }
 node_ns() { printf '%s-%s' "$NS_PREFIX" "$(node_letter "$1")"; }
-node_port() { printf 'port-%s' "$(node_letter "$1")"; } # its veth end on the bridge
+# The node behind NAT (lab.sh up --nat NODE), recorded by up; empty if none.
+nat_node() { if [[ -s $LAB_RUN/nat ]]; then cat "$LAB_RUN/nat"; fi; }
+is_nat_node() { [[ -n $1 && $(nat_node) == "$1" ]]; }
+# Its veth end on the bridge (switch namespace), or on the NAT router for the NAT node.
+node_port() { if is_nat_node "$1"; then printf 'lan0'; else printf 'port-%s' "$(node_letter "$1")"; fi; }
+node_port_ns() { if is_nat_node "$1"; then printf '%s' "$NAT_NS"; else printf '%s' "$SW_NS"; fi; }
 node_index() {
 	local l i
 	l=$(node_letter "$1")
 	for i in "${!LETTERS[@]}"; do [[ ${LETTERS[$i]} == "$l" ]] && { echo $((i + 1)); return 0; }; done
 	return 1
 }
-node_addr() { printf '%s.%d' "$LAB_NET" $((10 + $(node_index "$1"))); }
+node_addr() {
+	local net=$LAB_NET
+	is_nat_node "$1" && net=$PRIV_NET
+	printf '%s.%d' "$net" $((10 + $(node_index "$1")))
+}
+# Tunnel address (see scripts/vpn-certs.sh: server .1, the k-th client .(11+k)), from up's record.
+node_vpn_addr() { awk -v n="$1" '$1 == n { print $2 }' "$LAB_STATE/vpn/addresses" 2>/dev/null; }
+# How other nodes and the root namespace reach a node's manager.
+node_url_addr() { if is_nat_node "$1"; then printf '%s' "$NAT_PUBLIC_ADDR"; else node_addr "$1"; fi; }
 node_state() { printf '%s/%s' "$LAB_STATE" "$1"; }
 
 # Nodes of the lab that is (or was partly) up: from the record, else from the

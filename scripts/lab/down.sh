@@ -44,6 +44,10 @@ lab_down() {
 		any=1
 		stop_node "$node"
 	done
+	if ip netns list | grep -q "^$NAT_NS\b"; then
+		any=1
+		ip netns del "$NAT_NS"
+	fi
 	if ip netns list | grep -q "^$SW_NS\b"; then
 		any=1
 		ip netns del "$SW_NS"
@@ -81,11 +85,15 @@ lab_status() {
 			[[ -z $p ]] && { [[ $d == manager ]] || state+=" $d=-"; continue; }
 			if pid_alive "$p"; then state+=" $d=$p"; else state+=" $d=DEAD"; fi
 		done
-		if ip -n "$SW_NS" link show "$(node_port "$node")" 2>/dev/null | grep -q 'state DOWN'; then state+=" link=CUT"; fi
-		if tc -n "$SW_NS" qdisc show dev "$(node_port "$node")" 2>/dev/null | grep -q tbf; then
-			state+=" shaped=$(tc -n "$SW_NS" qdisc show dev "$(node_port "$node")" | sed -n 's/.* rate \([^ ]*\).*/\1/p')"
+		local pns
+		pns=$(node_port_ns "$node")
+		if ip -n "$pns" link show "$(node_port "$node")" 2>/dev/null | grep -q 'state DOWN'; then state+=" link=CUT"; fi
+		if tc -n "$pns" qdisc show dev "$(node_port "$node")" 2>/dev/null | grep -q tbf; then
+			state+=" shaped=$(tc -n "$pns" qdisc show dev "$(node_port "$node")" | sed -n 's/.* rate \([^ ]*\).*/\1/p')"
 		fi
-		printf '%s\t%s\thttp://%s:%d/\t%s\n' "$node" "$(node_addr "$node")" "$(node_addr "$node")" "$MANAGER_PORT" "$state"
+		is_nat_node "$node" && state+=" nat=$NAT_PUBLIC_ADDR"
+		[[ -n $(node_vpn_addr "$node") ]] && state+=" vpn=$(node_vpn_addr "$node")"
+		printf '%s\t%s\thttp://%s:%d/\t%s\n' "$node" "$(node_addr "$node")" "$(node_url_addr "$node")" "$MANAGER_PORT" "$state"
 	done
 	((any)) || { log "the lab is down"; return 0; }
 	[[ -f $LAB_RUN/up ]] || log "the lab is only partly up (run scripts/lab.sh down, then up)"
