@@ -7,9 +7,11 @@ import type { LocalNode } from './services/local-node.js';
 import type { Logger } from './log.js';
 import type { PeerDirectory } from './services/migration/peer-nodes.js';
 import type { VmMigrator } from './services/migration/migrate-vm.js';
+import type { VpnService } from './services/vpn.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
+import { vpnApiRoutes, vpnPageRoutes } from './web/vpn-routes.js';
 import { apiErrorHandler, toAppError } from './web/error-handler.js';
 import { apiContentTypes, sameOriginOnly } from './web/guards.js';
 import { viewHelpers } from './web/view-helpers.js';
@@ -21,6 +23,7 @@ export interface AppDeps {
   jobsRepo: JobsRepository;
   peers: PeerDirectory;
   migrator: VmMigrator;
+  vpn: VpnService;
   log: Logger;
 }
 
@@ -55,10 +58,12 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(sameOriginOnly);
   app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
+  app.use('/api', vpnApiRoutes(deps));
   app.use('/api', apiRoutes(deps));
   app.use('/api', apiErrorHandler(deps.log));
 
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
+  app.use(vpnPageRoutes(deps));
   app.use(pageRoutes(deps));
   app.use((_req, res) => {
     res.status(404).render('error', { nodeName: deps.node.name, error: { message: 'This page does not exist.', detail: null } });

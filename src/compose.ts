@@ -13,6 +13,7 @@ import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
+import { VpnService } from './services/vpn.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 
@@ -44,12 +45,15 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     log,
     sleep: opts.sleep ?? realSleep,
   });
+  const vpn = new VpnService(config, run, opts.sleep ?? realSleep);
+  if (vpn.configured) peers.setGate((p) => vpn.blockReason(p));
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
   return {
     config,
     node,
     peers,
     migrator,
+    vpn,
     jobs,
     jobsRepo,
     log,

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isValidNodeName } from './domain/names.js';
+import { parseVpnConfig, type VpnConfig } from './config-vpn.js';
 
 export interface PeerConfig {
   name: string;
@@ -38,6 +39,8 @@ export interface Config {
   keepSourceDisks: boolean;
   virtInstallTimeoutSec: number;
   peers: PeerConfig[];
+  /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
+  vpn: VpnConfig | null;
   /** Where the config came from, for the log line at start-up. */
   source: string;
 }
@@ -67,6 +70,7 @@ export function defaultConfig(): Config {
     keepSourceDisks: false,
     virtInstallTimeoutSec: 600,
     peers: [],
+    vpn: null,
     source: 'embedded default',
   };
 }
@@ -99,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'peers',
+  'vpn',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url']);
 
@@ -122,6 +127,9 @@ export function parseConfig(raw: unknown): Config {
     keepSourceDisks: bool(obj, 'keepSourceDisks', d.keepSourceDisks),
     virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
     peers: peers(obj.peers),
+    vpn: parseVpnConfig(obj.vpn, (key, message) => {
+      throw new ConfigError(key, message);
+    }),
     source: 'file',
   };
   if (!isValidNodeName(cfg.nodeName)) throw new ConfigError('nodeName', 'must be 1–63 letters, digits, dot, dash or underscore');

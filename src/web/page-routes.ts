@@ -22,9 +22,10 @@ export function pageRoutes(deps: AppDeps): Router {
   const { node, jobsRepo, log } = deps;
 
   async function renderIndex(req: Request, res: Response, state: PageState = {}) {
-    const [vms, options] = await Promise.all([
+    const [vms, options, vpn] = await Promise.all([
       node.inventory.list().then((v): Vm[] | AppError => v, (e) => toAppError(e, log)),
       node.facts.createOptions().then((o): CreateOptions | AppError => o, (e) => toAppError(e, log)),
+      deps.vpn.status().catch((e) => ({ configured: false as const, error: toAppError(e, log) })),
     ]);
     const jobParam = req.query.job;
     const focusJob = typeof jobParam === 'string' && /^\d{1,12}$/.test(jobParam) ? jobsRepo.get(Number(jobParam)) : null;
@@ -34,6 +35,7 @@ export function pageRoutes(deps: AppDeps): Router {
       nodeName: node.name,
       vms,
       options,
+      vpn,
       jobs,
       focusJob,
       running,
