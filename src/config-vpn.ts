@@ -33,15 +33,19 @@ export function parseVpnConfig(raw: unknown, fail: (key: string, message: string
     if (typeof v !== 'string' || !isAbsolute(v) || /[\n\0]/.test(v)) fail(`vpn.${k}`, 'must be an absolute path');
     return v;
   };
+  const configFile = path('configFile', true)!;
+  const pidFile = path('pidFile', true)!;
+  const statusFile = path('statusFile', true)!;
+  const logFile = path('logFile', false);
   const iface = o.interface ?? 'kfvpn0';
   if (typeof iface !== 'string' || !/^[A-Za-z][A-Za-z0-9_.-]{0,14}$/.test(iface)) fail('vpn.interface', 'must be a network interface name of 1–15 letters, digits, dot, dash or underscore');
   const subnet = o.subnet;
   if (typeof subnet !== 'string' || !parseCidr(subnet)) fail('vpn.subnet', 'must be an IPv4 subnet like 10.177.0.0/24');
   return {
-    configFile: path('configFile', true)!,
-    pidFile: path('pidFile', true)!,
-    statusFile: path('statusFile', true)!,
-    logFile: path('logFile', false),
+    configFile,
+    pidFile,
+    statusFile,
+    logFile,
     interface: iface as string,
     subnet: subnet as string,
   };
