@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const LAB_SCRIPT = join(__dirname, '..', '..', 'scripts', 'lab.sh');
+// import.meta.url, not __dirname: benches load this under plain Node (tsx), not only vitest.
+export const LAB_SCRIPT = fileURLToPath(new URL('../../scripts/lab.sh', import.meta.url));
 
 /** Same rule as scripts/lab/common.sh: KFLAB_INSTANCE empty (default) or 2 … 9 picks the lab's names and subnets. */
 export const LAB_INSTANCE = process.env.KFLAB_INSTANCE ?? '';
