@@ -70,7 +70,7 @@ lab_vpn_setup() {
 # The same argv the manager uses (src/adapters/openvpn/openvpn-args.ts), so the manager
 # recognises and can stop an instance the lab started.
 vpn_start_node() {
-	in_node_clean "$1" openvpn --daemon kvm-ferry-vpn --config "$VPN_DIR_IN_NODE/openvpn.conf" \
+	in_node_clean "$1" openvpn --config "$VPN_DIR_IN_NODE/openvpn.conf" --daemon kvm-ferry-vpn \
 		--writepid /run/kvm-ferry-vpn.pid --status /run/kvm-ferry-vpn.status 1 --status-version 2 \
 		--log-append "$VPN_DIR_IN_NODE/openvpn.log" </dev/null >>"$(node_state "$1")/daemons.log" 2>&1
 }

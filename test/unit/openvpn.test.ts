@@ -56,7 +56,7 @@ describe('OpenVPN status parsers', () => {
 describe('OpenVPN command line and process identity', () => {
   it('starts exactly the configured file as a daemon with pid and status files', () => {
     expect(buildOpenvpnStartArgs(vpn)).toEqual([
-      '--daemon', 'kvm-ferry-vpn', '--config', vpn.configFile, '--writepid', vpn.pidFile,
+      '--config', vpn.configFile, '--daemon', 'kvm-ferry-vpn', '--writepid', vpn.pidFile,
       '--status', vpn.statusFile, '1', '--status-version', '2', '--log-append', vpn.logFile,
     ]);
     expect(buildOpenvpnStartArgs({ ...vpn, logFile: null })).not.toContain('--log-append');

@@ -6,9 +6,11 @@ import type { VpnConfig } from '../../config-vpn.js';
  * argv, so an instance it started is recognised by isOurInstance().
  */
 export function buildOpenvpnStartArgs(cfg: VpnConfig): string[] {
+  // --config before --daemon: errors in the file are then printed to stderr (and reach
+  // the user) instead of going to syslog, which --daemon switches to at once.
   return [
-    '--daemon', 'kvm-ferry-vpn',
     '--config', cfg.configFile,
+    '--daemon', 'kvm-ferry-vpn',
     '--writepid', cfg.pidFile,
     '--status', cfg.statusFile, '1',
     '--status-version', '2',

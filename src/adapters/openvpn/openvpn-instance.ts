@@ -101,7 +101,13 @@ export class OpenVpnInstance {
     if (!existsSync(this.cfg.configFile)) {
       throw new AppError('VPN_FAILED', `The VPN config file ${this.cfg.configFile} does not exist; create it with scripts/vpn-certs.sh.`);
     }
-    await this.run('openvpn', buildOpenvpnStartArgs(this.cfg), { timeoutMs: 15_000, failureMessage: 'OpenVPN refused to start; see the detail for why.' });
+    try {
+      await this.run('openvpn', buildOpenvpnStartArgs(this.cfg), { timeoutMs: 15_000 });
+    } catch (e) {
+      // Option errors go to stderr or, with --log-append, to the log: show both.
+      const detail = [e instanceof AppError ? e.detail : String(e), this.logTail()].filter(Boolean).join('\n');
+      throw new AppError('VPN_FAILED', 'OpenVPN refused to start; see the detail for why.', { detail, cause: e });
+    }
     const started = Date.now();
     for (;;) {
       await this.sleep(200);
