@@ -11,6 +11,7 @@
  * Last line, for scripts: direct_wall_s=… tunnel_wall_s=… tunnel_overhead_ratio=…  (target ≤ 1.2)
  */
 import '../test/helpers/lab-instance.js';
+import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../test/helpers/lab-prereqs.js';
 import { http, inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, tryInNode } from '../test/helpers/lab.js';
@@ -68,6 +69,11 @@ async function main(): Promise<void> {
     const tunnel = await migrate(A, C);
     line(`tunnel ${A.name} → ${C.name}`, tunnel);
     const ratio = tunnel.wallS / direct.wallS;
+    console.log(`job-only (libvirt migration, no pre-flight): direct ${direct.jobS.toFixed(2)} s, tunnel ${tunnel.jobS.toFixed(2)} s, ratio ${(tunnel.jobS / direct.jobS).toFixed(2)}`);
+    const mbit = (r: Run) => (r.bytesMoved * 8) / r.jobS / 1e6;
+    if (Math.max(mbit(direct), mbit(tunnel)) < 500) {
+      console.log(`note: both ran far below the ${RATE} link (CPU-bound: TCG guest, openvpn and other load share ${os.cpus().length} cores); the ratio then measures CPU contention more than the tunnel`);
+    }
     if (ratio > TARGET_RATIO) console.log(`target missed: tunnel_overhead_ratio must be <= ${TARGET_RATIO}`);
     console.log(`direct_wall_s=${direct.wallS.toFixed(2)} tunnel_wall_s=${tunnel.wallS.toFixed(2)} tunnel_overhead_ratio=${ratio.toFixed(2)}`);
   } finally {
