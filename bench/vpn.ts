@@ -14,7 +14,8 @@ import '../test/helpers/lab-instance.js';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../test/helpers/lab-prereqs.js';
-import { http, inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, tryInNode } from '../test/helpers/lab.js';
+import { freshHttp as http } from '../test/helpers/fresh-http.js';
+import { inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, tryInNode } from '../test/helpers/lab.js';
 
 const RATE = '1gbit';
 const TARGET_RATIO = 1.2;

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
-import { http, inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, LAB_PRIV_NET, LAB_STATE, LAB_VPN_NET, tryInNode } from '../helpers/lab.js';
+import { freshHttp as http } from '../helpers/fresh-http.js';
+import { inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, LAB_PRIV_NET, LAB_STATE, LAB_VPN_NET, tryInNode } from '../helpers/lab.js';
 
 /**
  * OpenVPN between nodes that have no route to each other: lab-b sits in a private
@@ -33,8 +34,7 @@ const sshFrom = (node: string, addr: string) =>
 const peerStatus = async (from: string, peer: string) => ((await http(from, 'GET', '/api/nodes')).json as { name: string; status: string; reason?: string }[]).find((n) => n.name === peer);
 
 /** A form POST as the page's own button sends it (no JavaScript). */
-const pagePost = (base: string, path: string) =>
-  fetch(base + path, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: base }, body: '' });
+const pagePost = (base: string, path: string) => http(base, 'POST', path, '', { origin: base });
 
 async function migrate(from: typeof A | typeof B, to: typeof A | typeof B) {
   const before = counterOn(from.name);
@@ -92,7 +92,7 @@ describe('OpenVPN between a public node and a node behind NAT', () => {
   it('stopping the VPN from the page cuts B off within 10 s and pre-flight refuses; starting it brings B back', async () => {
     const stop = await pagePost(A.url, '/vpn/stop');
     expect(stop.status).toBe(303);
-    const page = await (await fetch(`${A.url}/`)).text();
+    const page = (await http(A.url, 'GET', '/')).text;
     expect(page).toMatch(/id="vpn-state">inactive</);
     expect(page).toMatch(/id="vpn-start"/);
     const t0 = Date.now();
