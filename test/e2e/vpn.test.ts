@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { freshHttp as http } from '../helpers/fresh-http.js';
 import { inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, LAB_PRIV_NET, LAB_STATE, LAB_VPN_NET, tryInNode } from '../helpers/lab.js';
@@ -33,8 +34,33 @@ const sshFrom = (node: string, addr: string) =>
   tryInNode(node, 'ssh', '-i', KEY, '-o', `UserKnownHostsFile=${LAB_STATE}/known_hosts`, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', `root@${addr}`, 'hostname');
 const peerStatus = async (from: string, peer: string) => ((await http(from, 'GET', '/api/nodes')).json as { name: string; status: string; reason?: string }[]).find((n) => n.name === peer);
 
-/** A form POST as the page's own button sends it (no JavaScript). */
-const pagePost = (base: string, path: string) => http(base, 'POST', path, '', { origin: base });
+let browser: Browser | null = null;
+
+/** Clicks a button on the node's page in headless chromium (confirm dialogs accepted); returns the VPN badge after the redirect. */
+async function clickOnPage(base: string, selector: string): Promise<{ badge: string; dialogs: string[] }> {
+  browser ??= await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    page.setDefaultTimeout(60_000);
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.accept();
+    });
+    await page.goto(`${base}/`);
+    // POST → 303 → GET /: one committed navigation of the main frame.
+    await Promise.all([page.waitForEvent('framenavigated', (f) => f === page.mainFrame()), page.click(selector)]);
+    await page.waitForLoadState('load');
+    return { badge: (await page.textContent('#vpn-state'))?.trim() ?? '', dialogs };
+  } finally {
+    await context.close();
+  }
+}
 
 async function migrate(from: typeof A | typeof B, to: typeof A | typeof B) {
   const before = counterOn(from.name);
@@ -58,7 +84,8 @@ beforeAll(async () => {
   });
 }, 300_000);
 
-afterAll(() => {
+afterAll(async () => {
+  await browser?.close();
   lab('down');
   rmSync(tmp, { recursive: true, force: true });
 });
@@ -89,12 +116,11 @@ describe('OpenVPN between a public node and a node behind NAT', () => {
     await waitFor('the guest to count on A', 90_000, () => counterOn(A.name) >= 3);
   });
 
-  it('stopping the VPN from the page cuts B off within 10 s and pre-flight refuses; starting it brings B back', async () => {
-    const stop = await pagePost(A.url, '/vpn/stop');
-    expect(stop.status).toBe(303);
-    const page = (await http(A.url, 'GET', '/')).text;
-    expect(page).toMatch(/id="vpn-state">inactive</);
-    expect(page).toMatch(/id="vpn-start"/);
+  it('stopping the VPN with the page\'s button cuts B off within 10 s and pre-flight refuses; starting it brings B back', async () => {
+    const stop = await clickOnPage(A.url, '#vpn-stop');
+    expect(stop.dialogs).toEqual([expect.stringMatching(/^Stop the VPN\?/)]);
+    expect(stop.badge).toBe('inactive');
+    expect((await http(A.url, 'GET', '/')).text).toMatch(/id="vpn-start"/);
     const t0 = Date.now();
     const down = await waitFor('B to show down on A', 10_000, async () => {
       const s = await peerStatus(A.url, B.name);
@@ -110,8 +136,7 @@ describe('OpenVPN between a public node and a node behind NAT', () => {
     expect(refused.json.error.message).toBe(`Migration of ${VM} to ${B.name} refused: ${down.reason}`);
     expect((await http(A.url, 'POST', '/api/vpn/stop')).status).toBe(409);
 
-    const start = await pagePost(A.url, '/vpn/start');
-    expect(start.status).toBe(303);
+    expect((await clickOnPage(A.url, '#vpn-start')).badge).toBe('active');
     expect((await http(A.url, 'GET', '/api/vpn')).json).toMatchObject({ active: true, address: `${A.tun}/24` });
     expect((await http(A.url, 'POST', '/api/vpn/start')).status).toBe(409);
     await waitFor('B to be up again on A', 20_000, async () => (await peerStatus(A.url, B.name))?.status === 'up');
