@@ -55,7 +55,14 @@ lab_down() {
 	# Normally gone with its peer in the switch namespace.
 	ip link del "$HOST_IF" 2>/dev/null && any=1
 	if [[ -f $LAB_RUN/created-dirs ]]; then
-		while IFS= read -r d; do rmdir "$d" 2>/dev/null || true; done <"$LAB_RUN/created-dirs"
+		# Another lab instance still bind-mounts over these (e.g. /var/lib/kvm-ferry);
+		# removing a mount point detaches its mounts in every namespace, which would
+		# pull that lab's node directories from under its running guests.
+		if ip netns list 2>/dev/null | awk '{print $1}' | grep -qE '^kflab[2-9]?-'; then
+			log "leaving $(tr '\n' ' ' <"$LAB_RUN/created-dirs")in place: another lab instance is up"
+		else
+			while IFS= read -r d; do rmdir "$d" 2>/dev/null || true; done <"$LAB_RUN/created-dirs"
+		fi
 	fi
 	# Nothing from the root namespace is ever mounted below the state dir (the
 	# nodes bind it elsewhere, in namespaces that died with their processes);
