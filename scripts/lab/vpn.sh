@@ -16,7 +16,10 @@ readonly VPN_DIR_IN_NODE=/var/lib/kvm-ferry/vpn # = $S/kvm-ferry/vpn, private to
 readonly VPN_DEV=kfvpn0
 
 net_add_nat_router() {
-	local nat=$1 ipt=(ip netns exec "$NAT_NS" iptables -w 5)
+	local nat=$1 ipt=(ip netns exec "$NAT_NS" iptables -w 5) t missing=()
+	for t in openvpn openssl iptables; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+	((${#missing[@]} == 0)) || die "--nat needs ${missing[*]} (run scripts/install-pkgs.sh)"
+	[[ -c /dev/net/tun ]] || die "--nat needs /dev/net/tun for OpenVPN"
 	ip netns add "$NAT_NS"
 	ip -n "$NAT_NS" link set lo up
 	ip -n "$SW_NS" link add port-nat type veth peer name wan netns "$NAT_NS"
