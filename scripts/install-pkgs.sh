@@ -26,7 +26,7 @@ PKGS=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 qemu-utils virtinst osinfo-db
   openssh-server openssh-client openvpn easy-rsa nginx apache2-utils
-  iproute2 iptables procps psmisc ca-certificates sqlite3
+  iproute2 iptables procps psmisc ca-certificates openssl sqlite3
   build-essential python3 pkg-config
 )
 TEST_PKGS=(systemd curl chromium busybox-static cpio syslinux syslinux-common isolinux mtools dosfstools xorriso)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lab.sh — several kvm-ferry "nodes" on this one machine, for migration tests.
 #
-# Usage: scripts/lab.sh up [N] [--with-manager]   N nodes lab-a … (default 3, max 5)
+# Usage: scripts/lab.sh up [N] [--nat NODE] [--with-manager]   N nodes lab-a … (default 3, max 5)
 #        scripts/lab.sh down                      remove everything up created
 #        scripts/lab.sh status
 #        scripts/lab.sh exec NODE CMD…            run CMD inside a node
@@ -9,6 +9,9 @@
 #        scripts/lab.sh cut NODE | heal NODE      unplug / replug a node's link
 #        scripts/lab.sh manager NODE start|kill   (re)start a node's manager, or kill -9 it
 #        scripts/lab.sh daemon NODE libvirtd|sshd stop|start
+#   --nat NODE puts NODE in a private subnet behind a NAT router and joins all
+#   nodes with an OpenVPN tunnel (scripts/lab/vpn.sh). KFLAB_INSTANCE=2…9 runs a
+#   second lab beside the default one (other names, subnets and dirs).
 #
 # Node i is lab-<a…e> at 10.77.0.(10+i)/24: its own network namespace
 # (kflab-<x>, veth to bridge kflab0 in namespace kflab-sw), its own mount and
@@ -31,6 +34,8 @@ LAB_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/lab" && pwd)
 source "$LAB_LIB/common.sh"
 # shellcheck source=scripts/lab/net.sh
 source "$LAB_LIB/net.sh"
+# shellcheck source=scripts/lab/vpn.sh
+source "$LAB_LIB/vpn.sh"
 # shellcheck source=scripts/lab/node-state.sh
 source "$LAB_LIB/node-state.sh"
 # shellcheck source=scripts/lab/up.sh
@@ -38,7 +43,7 @@ source "$LAB_LIB/up.sh"
 # shellcheck source=scripts/lab/down.sh
 source "$LAB_LIB/down.sh"
 
-usage() { sed -n '4,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '4,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift

@@ -9,9 +9,11 @@ import type { PeerDirectory } from './services/migration/peer-nodes.js';
 import type { VmMigrator } from './services/migration/migrate-vm.js';
 import type { NodeActions } from './services/nodes/node-actions.js';
 import type { VmStatsService } from './services/vm-stats.js';
+import type { VpnService } from './services/vpn.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
+import { vpnApiRoutes, vpnPageRoutes } from './web/vpn-routes.js';
 import { apiErrorHandler, toAppError } from './web/error-handler.js';
 import { apiContentTypes, sameOriginOnly } from './web/guards.js';
 import { viewHelpers } from './web/view-helpers.js';
@@ -29,6 +31,7 @@ export interface AppDeps {
   actions: NodeActions;
   stats: VmStatsService;
   console: ConsoleService;
+  vpn: VpnService;
   log: Logger;
 }
 
@@ -67,11 +70,13 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(sameOriginOnly);
   app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use('/api', consoleApiRoutes(deps));
+  app.use('/api', vpnApiRoutes(deps));
   app.use('/api', apiRoutes(deps));
   app.use('/api', apiErrorHandler(deps.log));
 
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use(csrfForms(new CsrfTokens(loadCsrfSecret(deps.config.dataDir))));
+  app.use(vpnPageRoutes(deps));
   app.use(pageRoutes(deps));
   app.use(consolePageRoutes(deps));
   app.use((_req, res) => {

@@ -19,6 +19,7 @@ import { LeftoverJanitor } from './services/migration/leftovers.js';
 import { ConsoleService } from './services/console/console-service.js';
 import { VncEndpoints } from './services/console/vnc-endpoint.js';
 import { VmWhereabouts } from './services/console/vm-whereabouts.js';
+import { VpnService } from './services/vpn.js';
 import type { Logger } from './log.js';
 import type { AppDeps } from './app.js';
 import { openStatsDatabase } from './adapters/db/stats-db.js';
@@ -55,6 +56,8 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     log,
     sleep: opts.sleep ?? realSleep,
   });
+  const vpn = new VpnService(config, run, opts.sleep ?? realSleep);
+  if (vpn.configured) peers.setGate((p) => vpn.blockReason(p));
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
   const actions = new NodeActions(node, peers, migrator, jobsRepo, jobs);
   const reconciler = new MigrationReconciler(node.ctx, peers, jobsRepo, jobs, migrator);
@@ -80,6 +83,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     janitor,
     stats,
     console: consoleService,
+    vpn,
     jobs,
     jobsRepo,
     log,

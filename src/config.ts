@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isValidNodeName } from './domain/names.js';
+import { parseVpnConfig, type VpnConfig } from './config-vpn.js';
 
 export interface PeerConfig {
   name: string;
@@ -59,6 +60,8 @@ export interface Config {
   migrationStallTimeoutSec: number;
   peers: PeerConfig[];
   stats: StatsConfig;
+  /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
+  vpn: VpnConfig | null;
   /** Where the config came from, for the log line at start-up. */
   source: string;
 }
@@ -90,6 +93,7 @@ export function defaultConfig(): Config {
     migrationStallTimeoutSec: 30,
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
+    vpn: null,
     source: 'embedded default',
   };
 }
@@ -122,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
+  'vpn',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -147,6 +152,9 @@ export function parseConfig(raw: unknown): Config {
     migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
+    vpn: parseVpnConfig(obj.vpn, (key, message) => {
+      throw new ConfigError(key, message);
+    }),
     source: 'file',
   };
   if (!isValidNodeName(cfg.nodeName)) throw new ConfigError('nodeName', 'must be 1–63 letters, digits, dot, dash or underscore');

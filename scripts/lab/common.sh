@@ -4,23 +4,41 @@
 
 # Runtime records (PIDs, "this lab is up") live in /run so a reboot forgets them;
 # node state (configs, keys, private dirs bound into the nodes) in /var/lib.
-readonly LAB_RUN=/run/kvm-ferry-lab
-readonly LAB_STATE=/var/lib/kvm-ferry-lab
+# KFLAB_INSTANCE (empty, or 2 … 9) lets several labs run side by side: every
+# global name (namespaces, bridge, host veth, subnets, state dirs) is derived
+# from it. Empty gives the original names: kflab-*, 10.77.0.0/24, /run/kvm-ferry-lab.
+LAB_INSTANCE=${KFLAB_INSTANCE:-}
+if [[ -n $LAB_INSTANCE && ! $LAB_INSTANCE =~ ^[2-9]$ ]]; then
+	printf 'lab: ERROR: KFLAB_INSTANCE must be empty or one digit 2 … 9 (got "%s")\n' "$LAB_INSTANCE" >&2
+	exit 1
+fi
+readonly LAB_INSTANCE
+LAB_IDX=${LAB_INSTANCE:-1}
+readonly NS_PREFIX=kflab$LAB_INSTANCE
+readonly LAB_RUN=/run/kvm-ferry-lab$LAB_INSTANCE
+readonly LAB_STATE=/var/lib/kvm-ferry-lab$LAB_INSTANCE
 readonly LAB_KEY=$LAB_STATE/id_ed25519
 readonly LAB_KNOWN_HOSTS=$LAB_STATE/known_hosts
 # libvirt's QEMU capability cache as last probed by a lab node: survives down
-# (it is a cache) and saves every later up a 5-20 s probe.
+# (it is a cache) and saves every later up a 5-20 s probe. Shared by instances.
 readonly LAB_CAPS_SEED=/var/cache/kvm-ferry/lab-qemu-capabilities
 # The bridge lives in its own "switch" namespace, not in the root namespace: the
 # root namespace's firewall, br_netfilter and routing (and the host's own test
 # VMs) are then neither touched by nor able to disturb the lab. The root
 # namespace only gets one veth ("uplink") with 10.77.0.1 so tests and curl can
 # reach the nodes' managers directly.
-readonly SW_NS=kflab-sw
-readonly BRIDGE=kflab0
-readonly HOST_IF=kflab-host
-readonly HOST_ADDR=10.77.0.1
-readonly LAB_NET=10.77.0
+readonly SW_NS=$NS_PREFIX-sw
+readonly BRIDGE=${NS_PREFIX}0
+readonly HOST_IF=$NS_PREFIX-host
+readonly LAB_NET=10.$((76 + LAB_IDX)).0
+readonly HOST_ADDR=$LAB_NET.1
+# --nat NODE: that node sits in PRIV_NET behind a router namespace (NAT_NS) whose
+# public leg is NAT_PUBLIC_ADDR on the bridge; OpenVPN's tunnel is VPN_NET.0/24.
+readonly NAT_NS=$NS_PREFIX-nat
+readonly NAT_PUBLIC_ADDR=$LAB_NET.254
+readonly PRIV_NET=192.168.$((76 + LAB_IDX))
+readonly VPN_NET=10.$((176 + LAB_IDX)).0
+readonly VPN_PORT=1194
 readonly MAX_NODES=5
 readonly LETTERS=(a b c d e)
 readonly MANAGER_PORT=8080
@@ -41,15 +59,28 @@ die() {
 # lab-a → a, kflab-a, 10.77.0.11; node index i (1-based) → lab-<letter i>.
 node_name() { printf 'lab-%s' "${LETTERS[$(($1 - 1))]}"; }
 node_letter() { printf '%s' "${1#lab-}"; }
-node_ns() { printf 'kflab-%s' "$(node_letter "$1")"; }
-node_port() { printf 'port-%s' "$(node_letter "$1")"; } # its veth end on the bridge
+node_ns() { printf '%s-%s' "$NS_PREFIX" "$(node_letter "$1")"; }
+# The node behind NAT (lab.sh up --nat NODE), recorded by up; empty if none.
+nat_node() { if [[ -s $LAB_RUN/nat ]]; then cat "$LAB_RUN/nat"; fi; }
+is_nat_node() { [[ -n $1 && $(nat_node) == "$1" ]]; }
+# Its veth end on the bridge (switch namespace), or on the NAT router for the NAT node.
+node_port() { if is_nat_node "$1"; then printf 'lan0'; else printf 'port-%s' "$(node_letter "$1")"; fi; }
+node_port_ns() { if is_nat_node "$1"; then printf '%s' "$NAT_NS"; else printf '%s' "$SW_NS"; fi; }
 node_index() {
 	local l i
 	l=$(node_letter "$1")
 	for i in "${!LETTERS[@]}"; do [[ ${LETTERS[$i]} == "$l" ]] && { echo $((i + 1)); return 0; }; done
 	return 1
 }
-node_addr() { printf '%s.%d' "$LAB_NET" $((10 + $(node_index "$1"))); }
+node_addr() {
+	local net=$LAB_NET
+	is_nat_node "$1" && net=$PRIV_NET
+	printf '%s.%d' "$net" $((10 + $(node_index "$1")))
+}
+# Tunnel address (see scripts/vpn-certs.sh: server .1, the k-th client .(11+k)), from up's record.
+node_vpn_addr() { awk -v n="$1" '$1 == n { print $2 }' "$LAB_STATE/vpn/addresses" 2>/dev/null; }
+# How other nodes and the root namespace reach a node's manager.
+node_url_addr() { if is_nat_node "$1"; then printf '%s' "$NAT_PUBLIC_ADDR"; else node_addr "$1"; fi; }
 node_state() { printf '%s/%s' "$LAB_STATE" "$1"; }
 
 # Nodes of the lab that is (or was partly) up: from the record, else from the
@@ -58,7 +89,7 @@ lab_nodes() {
 	if [[ -s $LAB_RUN/nodes ]]; then
 		cat "$LAB_RUN/nodes"
 	else
-		ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^kflab-\([a-e]\)$/lab-\1/p' | sort
+		ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^$NS_PREFIX-\\([a-e]\\)\$/lab-\\1/p" | sort
 	fi
 }
 

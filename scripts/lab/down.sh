@@ -37,13 +37,17 @@ lab_down() {
 	[[ $(id -u) == 0 ]] || die "the lab needs root"
 	mapfile -t nodes < <(
 		lab_nodes
-		ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^kflab-\([a-e]\)$/lab-\1/p'
+		ip netns list 2>/dev/null | awk '{print $1}' | sed -n "s/^$NS_PREFIX-\\([a-e]\\)\$/lab-\\1/p"
 	)
 	for node in $(printf '%s\n' "${nodes[@]}" | sort -u); do
 		[[ -n $node ]] || continue
 		any=1
 		stop_node "$node"
 	done
+	if ip netns list | grep -q "^$NAT_NS\b"; then
+		any=1
+		ip netns del "$NAT_NS"
+	fi
 	if ip netns list | grep -q "^$SW_NS\b"; then
 		any=1
 		ip netns del "$SW_NS"
@@ -51,7 +55,14 @@ lab_down() {
 	# Normally gone with its peer in the switch namespace.
 	ip link del "$HOST_IF" 2>/dev/null && any=1
 	if [[ -f $LAB_RUN/created-dirs ]]; then
-		while IFS= read -r d; do rmdir "$d" 2>/dev/null || true; done <"$LAB_RUN/created-dirs"
+		# Another lab instance still bind-mounts over these (e.g. /var/lib/kvm-ferry);
+		# removing a mount point detaches its mounts in every namespace, which would
+		# pull that lab's node directories from under its running guests.
+		if ip netns list 2>/dev/null | awk '{print $1}' | grep -qE '^kflab[2-9]?-'; then
+			log "leaving $(tr '\n' ' ' <"$LAB_RUN/created-dirs")in place: another lab instance is up"
+		else
+			while IFS= read -r d; do rmdir "$d" 2>/dev/null || true; done <"$LAB_RUN/created-dirs"
+		fi
 	fi
 	# Nothing from the root namespace is ever mounted below the state dir (the
 	# nodes bind it elsewhere, in namespaces that died with their processes);
@@ -81,11 +92,15 @@ lab_status() {
 			[[ -z $p ]] && { [[ $d == manager ]] || state+=" $d=-"; continue; }
 			if pid_alive "$p"; then state+=" $d=$p"; else state+=" $d=DEAD"; fi
 		done
-		if ip -n "$SW_NS" link show "$(node_port "$node")" 2>/dev/null | grep -q 'state DOWN'; then state+=" link=CUT"; fi
-		if tc -n "$SW_NS" qdisc show dev "$(node_port "$node")" 2>/dev/null | grep -q tbf; then
-			state+=" shaped=$(tc -n "$SW_NS" qdisc show dev "$(node_port "$node")" | sed -n 's/.* rate \([^ ]*\).*/\1/p')"
+		local pns
+		pns=$(node_port_ns "$node")
+		if ip -n "$pns" link show "$(node_port "$node")" 2>/dev/null | grep -q 'state DOWN'; then state+=" link=CUT"; fi
+		if tc -n "$pns" qdisc show dev "$(node_port "$node")" 2>/dev/null | grep -q tbf; then
+			state+=" shaped=$(tc -n "$pns" qdisc show dev "$(node_port "$node")" | sed -n 's/.* rate \([^ ]*\).*/\1/p')"
 		fi
-		printf '%s\t%s\thttp://%s:%d/\t%s\n' "$node" "$(node_addr "$node")" "$(node_addr "$node")" "$MANAGER_PORT" "$state"
+		is_nat_node "$node" && state+=" nat=$NAT_PUBLIC_ADDR"
+		[[ -n $(node_vpn_addr "$node") ]] && state+=" vpn=$(node_vpn_addr "$node")"
+		printf '%s\t%s\thttp://%s:%d/\t%s\n' "$node" "$(node_addr "$node")" "$(node_url_addr "$node")" "$MANAGER_PORT" "$state"
 	done
 	((any)) || { log "the lab is down"; return 0; }
 	[[ -f $LAB_RUN/up ]] || log "the lab is only partly up (run scripts/lab.sh down, then up)"

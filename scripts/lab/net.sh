@@ -22,6 +22,10 @@ net_add_switch() {
 
 net_add_node() {
 	local node=$1 ns port
+	if is_nat_node "$node"; then
+		net_add_nat_node "$node"
+		return 0
+	fi
 	ns=$(node_ns "$node")
 	port=$(node_port "$node")
 	ip netns add "$ns"
@@ -41,8 +45,10 @@ lab_shape() {
 	require_node "$node"
 	ns=$(node_ns "$node")
 	port=$(node_port "$node")
+	local pns
+	pns=$(node_port_ns "$node")
 	if [[ $rate == off ]]; then
-		tc -n "$SW_NS" qdisc del dev "$port" root 2>/dev/null || true
+		tc -n "$pns" qdisc del dev "$port" root 2>/dev/null || true
 		tc -n "$ns" qdisc del dev eth0 root 2>/dev/null || true
 		log "$node: link not shaped"
 		return 0
@@ -59,7 +65,7 @@ lab_shape() {
 	# over a migration's seconds, large enough for the kernel's timer granularity.
 	burst=$((bps / 800))
 	((burst >= 4096)) || burst=4096
-	tc -n "$SW_NS" qdisc replace dev "$port" root tbf rate "$rate" burst "$burst" latency 100ms
+	tc -n "$pns" qdisc replace dev "$port" root tbf rate "$rate" burst "$burst" latency 100ms
 	tc -n "$ns" qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 100ms
 	log "$node: link shaped to $rate each way"
 }
@@ -70,7 +76,7 @@ lab_cut() {
 	local node=${1:-}
 	[[ -n $node ]] || die "usage: lab.sh cut NODE"
 	require_node "$node"
-	ip -n "$SW_NS" link set "$(node_port "$node")" down
+	ip -n "$(node_port_ns "$node")" link set "$(node_port "$node")" down
 	log "$node: link cut"
 }
 
@@ -78,6 +84,6 @@ lab_heal() {
 	local node=${1:-}
 	[[ -n $node ]] || die "usage: lab.sh heal NODE"
 	require_node "$node"
-	ip -n "$SW_NS" link set "$(node_port "$node")" up
+	ip -n "$(node_port_ns "$node")" link set "$(node_port "$node")" up
 	log "$node: link restored"
 }

@@ -2,7 +2,7 @@
 # scripts/lab/node-init.sh NODE — the namespace holder of one lab node.
 #
 # Started by `lab.sh up` as
-#   ip netns exec kflab-X unshare --mount --uts --propagation private node-init.sh NODE
+#   ip netns exec kflab-X unshare --mount --uts --propagation private node-init.sh NODE [STATE_DIR RUN_DIR]
 # so it already runs in the node's network namespace (and `ip netns exec` has
 # remounted /sys for it), in a fresh mount namespace whose mounts propagate
 # nowhere, and in a fresh UTS namespace. It bind-mounts the node's private
@@ -11,8 +11,8 @@
 set -euo pipefail
 
 node=$1
-S=/var/lib/kvm-ferry-lab/$node
-run_record=/run/kvm-ferry-lab
+S=${2:-/var/lib/kvm-ferry-lab/$node}  # the node's state dir (lab instance aware)
+run_record=${3:-/run/kvm-ferry-lab}
 
 # Record our PID while /run is still the host's: the same PID is then `sleep`.
 echo $$ >"$run_record/$node.holder.pid"

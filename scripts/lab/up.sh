@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# scripts/lab/up.sh — `lab.sh up [N] [--with-manager]`. Sourced after common.sh, net.sh, node-state.sh.
+# scripts/lab/up.sh — `lab.sh up [N] [--nat NODE] [--with-manager]`. Sourced after common.sh, net.sh, node-state.sh.
 
 # Tools the lab needs; one message naming every missing one.
 lab_require_tools() {
@@ -32,7 +32,7 @@ start_node_namespaces() {
 	# setsid + redirected stdio: the holder must not keep the caller's terminal
 	# or pipes open (vitest's execFileSync would wait for it forever).
 	setsid ip netns exec "$ns" unshare --mount --uts --propagation private \
-		"$LAB_DIR/node-init.sh" "$node" </dev/null >"$S/holder.log" 2>&1 &
+		"$LAB_DIR/node-init.sh" "$node" "$S" "$LAB_RUN" </dev/null >"$S/holder.log" 2>&1 &
 	wait_until 10 "the namespaces of $node (see $S/holder.log)" test -f "$S/ready"
 	holder_pid "$node" >/dev/null || die "the namespace holder of $node died (see $S/holder.log)"
 }
@@ -114,14 +114,17 @@ manager_answers() {
 }
 
 lab_up() {
-	local n=3 with_manager=0 a node started i
+	local n=3 with_manager=0 a node started i want_nat=""
 	for a in "$@"; do
 		case $a in
 		--with-manager) with_manager=1 ;;
-		[0-9]*) n=$a ;;
-		*) die "up: unknown argument \"$a\" (usage: lab.sh up [N] [--with-manager])" ;;
+		--nat) want_nat=next ;;
+		[0-9]*) if [[ $want_nat == next ]]; then die "up: --nat needs a node name like lab-b"; fi; n=$a ;;
+		lab-[a-e]) [[ $want_nat == next ]] || die "up: node name \"$a\" without --nat"; want_nat=$a ;;
+		*) die "up: unknown argument \"$a\" (usage: lab.sh up [N] [--nat NODE] [--with-manager])" ;;
 		esac
 	done
+	[[ $want_nat != next ]] || die "up: --nat needs a node name like lab-b"
 	if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > MAX_NODES)); then die "up: N must be 1 … $MAX_NODES"; fi
 	lab_require_tools
 	started=$(date +%s%N)
@@ -136,13 +139,18 @@ lab_up() {
 	else
 		# A half-built lab (crashed up, killed daemons) is torn down first: cheaper
 		# and more predictable than repairing it.
-		if [[ -e $LAB_RUN || -e $LAB_STATE ]] || ip netns list | grep -q '^kflab-'; then
+		if [[ -e $LAB_RUN || -e $LAB_STATE ]] || ip netns list | grep -q "^$NS_PREFIX-"; then
 			log "cleaning up a partial lab first"
 			lab_down quiet
 		fi
 		NODES=()
 		for ((i = 1; i <= n; i++)); do NODES+=("$(node_name "$i")"); done
+		if [[ -n $want_nat ]]; then
+			((n >= 2)) || die "up: --nat needs at least 2 nodes"
+			printf '%s\n' "${NODES[@]}" | grep -qx "$want_nat" || die "up: --nat $want_nat is not one of ${NODES[*]}"
+		fi
 		mkdir -p "$LAB_RUN" "$LAB_STATE"
+		[[ -z $want_nat ]] || printf '%s\n' "$want_nat" >"$LAB_RUN/nat"
 		chmod 0755 "$LAB_STATE"
 		ssh-keygen -q -t ed25519 -N '' -C kvm-ferry-lab -f "$LAB_KEY"
 		# A bind-mount target that must exist on the host; remembered so down removes it.
@@ -151,13 +159,18 @@ lab_up() {
 			echo /var/lib/kvm-ferry >>"$LAB_RUN/created-dirs"
 		fi
 		net_add_switch
+		[[ -z $want_nat ]] || net_add_nat_router "$want_nat"
 		for node in "${NODES[@]}"; do
 			prepare_node_state "$node"
 			start_node_namespaces "$node"
 		done
+		[[ -z $want_nat ]] || lab_vpn_setup
 		: >"$LAB_KNOWN_HOSTS"
 		for node in "${NODES[@]}"; do
-			printf '%s,%s %s\n' "$(node_addr "$node")" "$node" "$(cut -d' ' -f1,2 "$(node_state "$node")/ssh/ssh_host_ed25519_key.pub")" >>"$LAB_KNOWN_HOSTS"
+			local hk_names
+			hk_names="$(node_addr "$node"),$node"
+			[[ -z $want_nat ]] || hk_names+=",$(node_vpn_addr "$node")"
+			printf '%s %s\n' "$hk_names" "$(cut -d' ' -f1,2 "$(node_state "$node")/ssh/ssh_host_ed25519_key.pub")" >>"$LAB_KNOWN_HOSTS"
 			write_node_config "$node"
 		done
 		# The first node probes QEMU (only if the host's cache did not fit) and its
@@ -170,6 +183,7 @@ lab_up() {
 			start_node_daemons "$node"
 		done
 		for node in "${NODES[@]:1}"; do wait_node_daemons "$node"; done
+		[[ -z $want_nat ]] || lab_vpn_start
 		printf '%s\n' "${NODES[@]}" >"$LAB_RUN/nodes"
 		touch "$LAB_RUN/up"
 	fi
@@ -179,7 +193,7 @@ lab_up() {
 		for node in "${NODES[@]}"; do wait_manager "$node"; done
 	fi
 	for node in "${NODES[@]}"; do
-		printf '%s\t%s\thttp://%s:%d/\n' "$node" "$(node_addr "$node")" "$(node_addr "$node")" "$MANAGER_PORT"
+		printf '%s\t%s\thttp://%s:%d/\n' "$node" "$(node_addr "$node")" "$(node_url_addr "$node")" "$MANAGER_PORT"
 	done
 	log "up in $(elapsed_s "$started") s; reach a node with: scripts/lab.sh exec ${NODES[0]} CMD…  (root namespace: $HOST_ADDR on $HOST_IF)"
 }

@@ -42,9 +42,10 @@ export function pageRoutes(deps: AppDeps): Router {
   }
 
   async function renderIndex(req: Request, res: Response, state: PageState = {}) {
-    const [nodes, options] = await Promise.all([
+    const [nodes, options, vpn] = await Promise.all([
       nodeSections(),
       node.facts.createOptions().then((o): CreateOptions | AppError => o, (e) => toAppError(e, log)),
+      deps.vpn.status().catch((e) => ({ configured: false as const, error: toAppError(e, log) })),
     ]);
     const focusJob = await focusedJob(req);
     const jobs = jobsRepo.recent(ACTIVITY_ROWS);
@@ -59,6 +60,7 @@ export function pageRoutes(deps: AppDeps): Router {
       sparks,
       totals: localVms ? deps.stats.totals(localVms, sparks) : null,
       options,
+      vpn,
       jobs,
       focusJob,
       running,

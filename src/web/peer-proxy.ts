@@ -16,6 +16,8 @@ export function forwardToPeer(deps: Pick<AppDeps, 'peers' | 'node'>) {
     if (name === deps.node.name) return next();
     const peer = deps.peers.get(name);
     if (!peer) return next(new AppError('NODE_NOT_FOUND', `Node ${name} is not known to this manager.`));
+    const blocked = await peer.blockedReason();
+    if (blocked) return next(new AppError('NODE_UNREACHABLE', blocked));
     const hasBody = !['GET', 'HEAD', 'DELETE'].includes(req.method);
     // ?wait=N may hold the request for minutes; everything else answers in seconds.
     const timeoutMs = req.query.wait !== undefined || req.path.endsWith('/events') ? LONG_TIMEOUT_MS : undefined;

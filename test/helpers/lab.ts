@@ -1,7 +1,21 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
+// import.meta.url, not __dirname: benches load this under plain Node (tsx), not only vitest.
 export const LAB_SCRIPT = fileURLToPath(new URL('../../scripts/lab.sh', import.meta.url));
+
+/** Same rule as scripts/lab/common.sh: KFLAB_INSTANCE empty (default) or 2 … 9 picks the lab's names and subnets. */
+export const LAB_INSTANCE = process.env.KFLAB_INSTANCE ?? '';
+if (LAB_INSTANCE !== '' && !/^[2-9]$/.test(LAB_INSTANCE)) throw new Error(`KFLAB_INSTANCE must be empty or one digit 2 … 9 (got "${LAB_INSTANCE}")`);
+const LAB_IDX = LAB_INSTANCE === '' ? 1 : Number(LAB_INSTANCE);
+export const LAB_NET = `10.${76 + LAB_IDX}.0`;
+export const LAB_NS_PREFIX = `kflab${LAB_INSTANCE}`;
+export const LAB_STATE = `/var/lib/kvm-ferry-lab${LAB_INSTANCE}`;
+export const LAB_RUN = `/run/kvm-ferry-lab${LAB_INSTANCE}`;
+/** Addresses of the --nat topology (see scripts/lab/common.sh). */
+export const LAB_NAT_PUBLIC_ADDR = `${LAB_NET}.254`;
+export const LAB_PRIV_NET = `192.168.${76 + LAB_IDX}`;
+export const LAB_VPN_NET = `10.${176 + LAB_IDX}.0`;
 
 export interface LabNode {
   name: string;
@@ -12,7 +26,7 @@ export interface LabNode {
 export const labNodes = (n: number): LabNode[] =>
   Array.from({ length: n }, (_, i) => {
     const name = `lab-${String.fromCharCode(97 + i)}`;
-    const addr = `10.77.0.${11 + i}`;
+    const addr = `${LAB_NET}.${11 + i}`;
     return { name, addr, url: `http://${addr}:8080` };
   });
 

@@ -11,12 +11,16 @@ import { RemoteNode } from '../nodes/remote-node.js';
 
 const STATUS_TIMEOUT_MS = 4_000;
 
+/** Says why a peer is cut off before anything is tried (e.g. the VPN it sits behind is down), or null. */
+export type PeerGate = (peer: PeerConfig) => Promise<string | null>;
+
 /** A peer node: reached by ssh2 for commands, by libvirt over libssh2 for migration. */
 export class PeerNode {
   readonly shell: PeerShell;
   /** The peer's own kvm-ferry, through an SSH tunnel. */
   readonly api: PeerManagerClient;
   readonly remote: RemoteNode;
+  gate: PeerGate | null = null;
 
   constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void) {
     this.shell = new PeerShell(config, onRecord);
@@ -36,14 +40,22 @@ export class PeerNode {
     return this.shell.exec('virsh', ['-c', 'qemu:///system', ...args], { timeoutMs: 30_000, ...opts });
   }
 
+  blockedReason(): Promise<string | null> {
+    return this.gate ? this.gate(this.config) : Promise.resolve(null);
+  }
+
   /** Up when its kvm-ferry answers through SSH and its libvirtd answers it; one slow peer never holds the page. */
-  status(): Promise<NodeStatus> {
+  async status(): Promise<NodeStatus> {
+    const blocked = await this.blockedReason();
+    if (blocked) return { name: this.name, local: false, status: 'down', reason: blocked, ...(this.config.url ? { url: this.config.url } : {}) };
     return this.remote.status();
   }
 
   /** Up when SSH logs in with the pinned key and the peer's libvirtd answers (what migration itself needs). */
   async libvirtStatus(): Promise<NodeStatus> {
     const base = { name: this.name, local: false, ...(this.config.url ? { url: this.config.url } : {}) };
+    const blocked = await this.blockedReason();
+    if (blocked) return { ...base, status: 'down', reason: blocked };
     let timer: NodeJS.Timeout | undefined;
     try {
       const probe = this.virsh(['hostname'], { check: false, timeoutMs: STATUS_TIMEOUT_MS });
@@ -68,6 +80,10 @@ export class PeerDirectory {
     const knownHosts = join(config.dataDir, 'peers_known_hosts');
     writeFileSync(knownHosts, knownHostsText(config.peers), { mode: 0o600 });
     for (const p of config.peers) this.peers.set(p.name, new PeerNode(p, knownHosts, config.nodeName, onRecord));
+  }
+
+  setGate(gate: PeerGate): void {
+    for (const p of this.peers.values()) p.gate = gate;
   }
 
   all(): PeerNode[] {

@@ -62,6 +62,11 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
 
   const disks = await localDisks(input, add);
 
+  const blocked = await peer.blockedReason();
+  if (blocked) {
+    add('peer-reachable', false, blocked);
+    return { go: false, checks, disks };
+  }
   let hostname: string;
   try {
     const r = await peer.virsh(['hostname'], { check: false, timeoutMs: 10_000 });

@@ -31,8 +31,12 @@ export class NodeActions {
     return node === this.local.name;
   }
 
-  listVms(node: string): Promise<Vm[]> {
-    return this.isLocal(node) ? this.local.inventory.list() : this.remote(node).listVms();
+  async listVms(node: string): Promise<Vm[]> {
+    if (this.isLocal(node)) return this.local.inventory.list();
+    // A peer behind a stopped tunnel is known to be unreachable: say why at once.
+    const blocked = await this.peers.get(node)?.blockedReason();
+    if (blocked) throw new AppError('NODE_UNREACHABLE', blocked);
+    return this.remote(node).listVms();
   }
 
   async vmAction(node: string, vm: string, verb: VmVerb, body: Record<string, unknown>, user: string | null): Promise<Job> {
