@@ -48,10 +48,12 @@ async function main() {
     // Plain virsh back to A: libvirt creates the destination disk itself.
     const keyfile = '/var/lib/kvm-ferry-lab/id_ed25519';
     const destUri = `qemu+libssh2://root@${A.addr}/system?keyfile=${keyfile}&known_hosts=/var/lib/kvm-ferry-lab/known_hosts&sshauth=privkey`;
-    // libvirt pre-creates a missing destination disk only inside a storage pool, as a
-    // default install has for /var/lib/libvirt/images.
-    inNode(A.name, 'virsh', '-q', '-c', 'qemu:///system', 'pool-define-as', 'bench-images', 'dir', '--target', '/var/lib/kvm-ferry/images');
-    inNode(A.name, 'virsh', '-q', '-c', 'qemu:///system', 'pool-start', 'bench-images');
+    // libvirt pre-creates a missing destination disk only inside a storage pool (virt-install
+    // made one for the image directory when the VM was created on A); refreshed, so the pool
+    // no longer lists the disk kvm-ferry removed from A after its migration.
+    const pools = inNode(A.name, 'virsh', '-q', '-c', 'qemu:///system', 'pool-list', '--name').split('\n').map((x) => x.trim()).filter(Boolean);
+    if (!pools.length) throw new Error('no active storage pool on lab-a for the plain virsh run');
+    for (const p of pools) inNode(A.name, 'virsh', '-q', '-c', 'qemu:///system', 'pool-refresh', p);
     const srcAllocB = allocated(B.name);
     const t1 = Date.now();
     inNode(B.name, 'virsh', '-c', 'qemu:///system', 'migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource',

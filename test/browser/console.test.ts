@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { startConsoleApp, type ConsoleTestApp } from '../helpers/console-app.js';
 import { startLoopbackSshd, type LoopbackSshd } from '../helpers/loopback-sshd.js';
 import { GUEST_DIR, removeDomains, removePoolsUnder, requireRealLibvirt, virsh } from '../helpers/lab-prereqs.js';
@@ -15,7 +16,6 @@ import { GUEST_DIR, removeDomains, removePoolsUnder, requireRealLibvirt, virsh }
  * VNC bytes ride an ssh2 tunnel. The canvas must show the guest's real screen.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = '/tmp/kvm-ferry-shots';
 const prefix = `kfcn-${randomBytes(3).toString('hex')}-`;
 const vm = `${prefix}g`;
@@ -26,7 +26,6 @@ let sshd: LoopbackSshd;
 let app: ConsoleTestApp;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/install-pkgs.sh --test as root.`);
   requireRealLibvirt();
   for (const d of ['images', 'iso', 'data']) mkdirSync(join(root, d), { recursive: true });
   const disk = join(root, 'images', `${vm}.qcow2`);
@@ -40,11 +39,7 @@ beforeAll(async () => {
     virtType: 'qemu',
     peers: [{ name: 'beta', sshHost: '127.0.0.1', sshPort: sshd.port, sshUser: 'root', sshKeyFile: sshd.clientKey, hostKey: sshd.hostKey, dataAddress: '127.0.0.1' }],
   });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 });
 

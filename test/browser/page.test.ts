@@ -2,7 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { makeFixture, type Fixture, type FixtureDomain } from '../helpers/fixture.js';
 import { startTestApp, type TestApp } from '../helpers/test-app.js';
 
@@ -12,7 +13,6 @@ import { startTestApp, type TestApp } from '../helpers/test-app.js';
  * libvirt test-driver world.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = '/tmp/kvm-ferry-shots';
 const JOB_WAIT_MS = 30_000;
 
@@ -21,15 +21,7 @@ let app: TestApp | null = null;
 let context: BrowserContext | null = null;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    // Never skip: a missing browser must turn the suite red.
-    throw new Error(`${CHROMIUM} is missing: the browser tests need Debian's chromium package. Run scripts/install-pkgs.sh --test (as root; it installs chromium), then rerun.`);
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 });
 

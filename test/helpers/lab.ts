@@ -1,3 +1,4 @@
+import { freshHttp } from './fresh-http.js';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -47,18 +48,11 @@ export function tryInNode(node: string, ...cmd: string[]): { ok: boolean; out: s
   }
 }
 
+/**
+ * One request on its own connection: lab tests kill and restart managers, and a pooled
+ * keep-alive socket to a dead process fails the next request ("fetch failed").
+ */
 export async function http(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(base + path, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = { raw: text };
-  }
-  return { status: res.status, json };
+  const r = await freshHttp(base, method, path, body);
+  return { status: r.status, json: r.json };
 }

@@ -13,7 +13,8 @@ export interface LoopbackSshd {
   stop(): void;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port nothing listens on right now, on loopback. */
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {

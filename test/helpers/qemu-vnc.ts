@@ -1,5 +1,6 @@
+import { freePort } from './loopback-sshd.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 
 export interface QemuVnc {
   port: number;
@@ -7,15 +8,6 @@ export interface QemuVnc {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A real QEMU VNC server on 127.0.0.1 without libvirt: a paused (-S), diskless TCG

@@ -128,9 +128,23 @@ export class PeerShell {
     });
   }
 
-  /** Connects and authenticates only: the cheapest proof the peer's SSH works. */
+  /**
+   * A new connection, authenticated and closed: proof that SSH works now (sshd up, host
+   * key still the pinned one), which a shared connection opened earlier cannot give.
+   */
   async probe(): Promise<void> {
-    (await this.acquire()).release();
+    try {
+      (await this.connect()).end();
+    } catch (e) {
+      // What was true when the shared connection opened is not any more: stop using it.
+      const stale = this.pooled;
+      this.pooled = null;
+      if (stale) {
+        stale.dead = true;
+        stale.client.end();
+      }
+      throw e;
+    }
   }
 
   private async connect(): Promise<Client> {

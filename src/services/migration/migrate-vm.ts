@@ -129,8 +129,9 @@ export class VmMigrator {
       const result = {
         from: this.ctx.config.nodeName, to: peer.name, mode, durationMs: Date.now() - started,
         downtimeMs: completed?.downtimeMs ?? null,
-        // The completed statistics can leave out the disk stream; the last live sample has both.
-        bytesMoved: maxOf(completed?.dataProcessedBytes, last?.dataProcessedBytes, copiedBytes),
+        // libvirt's completed statistics: what crossed the wire. The live samples count the
+        // disk mirror's progress over the whole virtual size, holes included.
+        bytesMoved: completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? copiedBytes,
         sourceAllocatedBytes: plan.preflight.disks.reduce((a, d) => a + d.allocatedBytes, 0),
         destinationAllocatedBytes: destAllocated,
         sourceDisksRemoved: removed,
@@ -194,11 +195,6 @@ export class VmMigrator {
       return `${where} Node ${peer.name} cannot be reached to remove what the migration left there${what}; kvm-ferry retries until it can.`;
     }
   }
-}
-
-function maxOf(...xs: (number | null | undefined)[]): number | null {
-  const known = xs.filter((x): x is number => typeof x === 'number');
-  return known.length ? Math.max(...known) : null;
 }
 
 async function createRemoteDisk(peer: PeerNode, d: MigrationDisk): Promise<void> {

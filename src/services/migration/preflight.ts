@@ -69,6 +69,7 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   }
   let hostname: string;
   try {
+    await peer.shell.probe();
     const r = await peer.virsh(['hostname'], { check: false, timeoutMs: 10_000 });
     if (r.exitCode !== 0) {
       add('peer-reachable', false, `libvirtd on node ${peer.name} does not answer; start it there (systemctl start libvirtd).`);
