@@ -43,6 +43,7 @@ async function main() {
     if (job?.state !== 'ok') throw new Error(`kvm-ferry migration failed: ${JSON.stringify(r.json)}`);
     const ferryWallS = job.result.durationMs / 1000;
     const ferryDest = allocated(B.name);
+    say(`kvm-ferry steps (ms): ${JSON.stringify(job.result.stepMs)}`);
     say(`kvm-ferry: job ${ferryWallS.toFixed(2)} s (request incl. pre-flight ${ferryRequestS.toFixed(2)} s), downtime ${job.result.downtimeMs} ms, moved ${(job.result.bytesMoved / 2 ** 20).toFixed(0)} MiB, source alloc ${(srcAlloc / 2 ** 20).toFixed(1)} MiB, destination alloc ${(ferryDest / 2 ** 20).toFixed(1)} MiB`);
 
     // Plain virsh back to A: libvirt creates the destination disk itself.

@@ -49,6 +49,16 @@ bind "$S/cache-kvm-ferry" /var/cache/kvm-ferry
 # ~/.ssh so nothing a node learns leaks into the host's or another node's.
 bind "$S/root-ssh" /root/.ssh
 
+# A node is a fresh server: root's shell start-up files are Debian's defaults, not
+# the development host's (whose ~/.bashrc may run tools such as pyenv, and bash runs
+# ~/.bashrc for every command sshd starts: seconds per remote command).
+for f in .bashrc .profile; do
+	if [[ -f /root/$f ]]; then
+		if [[ -f /etc/skel/$f ]]; then cp /etc/skel/$f "$S/root-$f"; else : >"$S/root-$f"; fi
+		bind "$S/root-$f" "/root/$f"
+	fi
+done
+
 # Host name: UTS namespace plus the files programs read it from. /etc/hosts
 # names only this node: peers are reached by address, never by name (like the
 # product, which must send migration data to explicit addresses).

@@ -95,6 +95,14 @@ export class VmMigrator {
     const started = Date.now();
     const created: string[] = [];
     let step = 'disks';
+    // Where the time went, per step, for the job record (and for whoever tunes a link).
+    const stepMs: Record<string, number> = {};
+    let stepStarted = started;
+    const enter = (next: string) => {
+      stepMs[step] = (stepMs[step] ?? 0) + (Date.now() - stepStarted);
+      stepStarted = Date.now();
+      step = next;
+    };
     try {
       let last: MigrationProgress | null = null;
       let copiedBytes: number | null = null;
@@ -106,24 +114,28 @@ export class VmMigrator {
           job.record({ createdOnDestination: [...created] });
           await createRemoteDisk(peer, d);
         }
-        step = 'copy';
+        enter('copy');
         last = await runLiveCopy(this.ctx, name, peer, job, () => step);
       } else {
-        step = 'copy';
+        enter('copy');
         copiedBytes = await copyDisksOffline(peer, plan.preflight.disks, job, (path) => {
           created.push(path);
           job.record({ createdOnDestination: [...created] });
         });
-        step = 'define';
+        enter('define');
         await moveDefinitionOffline(this.ctx, name, peer);
       }
 
-      step = 'verify';
-      await this.verifyMoved(plan);
-      const completed = mode === 'live' ? parseDomJobInfoRaw((await peer.virsh(['domjobinfo', '--domain', name, '--completed', '--rawstats'], { check: false })).stdout) : null;
-      const destAllocated = await remoteAllocated(peer, plan.preflight.disks);
+      enter('verify');
+      // Independent questions to the destination, asked at once over the shared connection.
+      const [, completedInfo, destAllocated] = await Promise.all([
+        this.verifyMoved(plan),
+        mode === 'live' ? peer.virsh(['domjobinfo', '--domain', name, '--completed', '--rawstats'], { check: false }) : null,
+        remoteAllocated(peer, plan.preflight.disks),
+      ]);
+      const completed = completedInfo ? parseDomJobInfoRaw(completedInfo.stdout) : null;
 
-      step = 'cleanup';
+      enter('cleanup');
       const removed = await this.removeSourceDisks(plan.preflight.disks.map((d) => d.path));
       this.inventory.invalidate();
       const result = {
@@ -135,6 +147,7 @@ export class VmMigrator {
         sourceAllocatedBytes: plan.preflight.disks.reduce((a, d) => a + d.allocatedBytes, 0),
         destinationAllocatedBytes: destAllocated,
         sourceDisksRemoved: removed,
+        stepMs: (enter('done'), stepMs),
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
       const down = result.downtimeMs === null ? '' : `, ${result.downtimeMs} ms downtime`;
@@ -150,8 +163,8 @@ export class VmMigrator {
   /** Success means: defined on the destination (running, for live) and gone from here. */
   private async verifyMoved(plan: Plan): Promise<void> {
     const { vmName: name, peer, mode } = plan;
-    const destState = (await peer.virsh(['domstate', '--domain', name], { check: false })).stdout.trim();
-    const stillHere = await domainLookup(this.ctx.conn, name);
+    const [there, stillHere] = await Promise.all([peer.virsh(['domstate', '--domain', name], { check: false }), domainLookup(this.ctx.conn, name)]);
+    const destState = there.stdout.trim();
     const wanted = mode === 'live' ? 'running' : 'shut off';
     if (destState !== wanted || stillHere) {
       throw new AppError('LIBVIRT_FAILED', `the result could not be verified (on ${peer.name}: ${destState || 'absent'}; on ${this.ctx.config.nodeName}: ${stillHere ? 'still defined' : 'gone'})`);
