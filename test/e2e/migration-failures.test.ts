@@ -209,7 +209,15 @@ describe('the manager is killed during a migration', () => {
       const first = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate`, { to: C.name });
       expect(first.status).toBe(202);
       const id = first.json.job.id;
-      await waitFor('the copy to start', 60_000, async () => Number((await http(A.url, 'GET', `/api/jobs/${id}`)).json.progress?.dataProcessedBytes ?? 0) > 500_000);
+      let seen: unknown = null;
+      await waitFor('the copy to start', 60_000, async () => {
+        const j = (await http(A.url, 'GET', `/api/jobs/${id}`)).json;
+        seen = j;
+        if (j.state !== 'running') throw new Error(`the migration ended before the kill: ${JSON.stringify(j)}`);
+        return Number(j.progress?.dataProcessedBytes ?? 0) > 500_000;
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}; last job seen: ${JSON.stringify(seen)}`);
+      });
       lab('manager', A.name, 'kill');
       lab('manager', A.name, 'start');
       const done = (await http(A.url, 'GET', `/api/jobs/${id}?wait=200`)).json;

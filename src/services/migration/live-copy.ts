@@ -9,6 +9,7 @@ const PROGRESS_INTERVAL_MS = 1000;
 const MIGRATE_TIMEOUT_MS = 6 * 3600_000;
 /** After an abort virsh still says goodbye to the destination; over a dead link that can hang. */
 const EXIT_AFTER_ABORT_MS = 45_000;
+const SETUP_GRACE_MS = 90_000;
 
 /**
  * `virsh migrate --live --copy-storage-all` with progress from domjobinfo about once a
@@ -46,7 +47,10 @@ export async function runLiveCopy(ctx: NodeContext, vm: string, peer: PeerNode, 
         lastMovedAt = Date.now();
       }
     }
-    if (stalledFor === null && !job.aborted && Date.now() - lastMovedAt > stallMs) {
+    // Before the first byte moves, libvirt is still connecting and starting the destination
+    // QEMU (seconds on a busy host): that phase gets a longer grace than a stalled copy.
+    const limit = lastBytes > 0 ? stallMs : Math.max(SETUP_GRACE_MS, 3 * stallMs);
+    if (stalledFor === null && !job.aborted && Date.now() - lastMovedAt > limit) {
       stalledFor = Date.now() - lastMovedAt;
       ctx.log.warn('migration stalled; aborting it', { vm, peer: peer.name, stalledMs: stalledFor });
       await abortCopy();
