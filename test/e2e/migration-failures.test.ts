@@ -164,6 +164,9 @@ describe('a migration that fails half-way', () => {
     await waitFor('the leftovers on lab-b to be removed', 90_000, async () => (await http(A.url, 'GET', `/api/jobs/${jobId}`)).json.result?.cleanupPending === false);
     expect((await http(A.url, 'GET', `/api/jobs/${jobId}`)).json.result.cleanedUpAt).toBeTruthy();
     await assertIntactOnA(B);
+    // libvirt on A winds its cancelled disk copy down once the healed link answers; until
+    // then pre-flight says so (vm-idle) instead of letting a second migration collide.
+    await waitFor("A's libvirt to finish the cancelled migration job", 180_000, () => !/^Job type:\s*(Unbounded|2|1)/m.test(tryInNode(A.name, 'virsh', '-c', 'qemu:///system', 'domjobinfo', VM).out));
     const before = counterOn(A.name, VM);
     await waitFor('the guest to keep counting on A', 20_000, () => counterOn(A.name, VM) > before);
   });

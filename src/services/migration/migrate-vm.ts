@@ -13,7 +13,7 @@ import type { NodeContext } from '../node-context.js';
 import type { VmInventory } from '../vm-inventory.js';
 import type { PeerDirectory, PeerNode } from './peer-nodes.js';
 import { runPreflight, type MigrationDisk, type MigrationMode, type PreflightResult } from './preflight.js';
-import { runLiveCopy } from './live-copy.js';
+import { hasActiveJob, runLiveCopy } from './live-copy.js';
 import { copyDisksOffline, moveDefinitionOffline } from './offline-copy.js';
 import { removeLeftovers, type Leftovers } from './leftovers.js';
 import { failureSentence } from './failure-sentence.js';
@@ -80,6 +80,7 @@ export class VmMigrator {
     const preflight = await runPreflight({
       vm, description: snap.description, sourceNode: this.ctx.config.nodeName, peer, mode, jobs: this.jobsRepo, qemuImg: this.ctx.qemuImg,
       probeControlChannel: () => this.probeControlChannel(peer),
+      libvirtHasJob: () => hasActiveJob(this.ctx, vmName).catch(() => false),
     });
     return { vmName, uuid: vm.uuid, peer, mode, preflight };
   }

@@ -40,6 +40,8 @@ export interface PreflightInput {
   qemuImg: QemuImg;
   /** Reaches the peer's libvirtd the way virsh migrate will; null when it works, else why not. */
   probeControlChannel: () => Promise<string | null>;
+  /** True while libvirt itself runs a job (migration, block copy) on the VM. */
+  libvirtHasJob: () => Promise<boolean>;
 }
 
 const SPACE_MARGIN_BYTES = 256 * 1024 ** 2;
@@ -58,7 +60,10 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   else add('vm-state', vm.state === 'shut-off', vm.state === 'shut-off' ? `VM ${vm.name} is shut off.` : `VM ${vm.name} is running; shut it down for an offline migration, or migrate it live.`);
 
   const busy = input.jobs.runningFor(input.sourceNode, vm.name);
-  add('vm-idle', !busy, busy ? `VM ${vm.name} is busy with job #${busy.id} (${busy.kind}).` : 'No other job runs on the VM.');
+  // libvirt can still be winding down an earlier migration (e.g. its disk copy to a peer
+  // whose link was cut) after kvm-ferry's own job has ended.
+  const libvirtBusy = !busy && (await input.libvirtHasJob());
+  add('vm-idle', !busy && !libvirtBusy, busy ? `VM ${vm.name} is busy with job #${busy.id} (${busy.kind}).` : libvirtBusy ? `libvirt is still finishing an earlier job on VM ${vm.name} (e.g. a cancelled migration); wait a minute and try again.` : 'No other job runs on the VM.');
 
   const disks = await localDisks(input, add);
 
