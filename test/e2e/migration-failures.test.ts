@@ -207,10 +207,12 @@ describe('the manager is killed during a migration', () => {
   const managerPid = () => inNode(A.name, 'cat', '/run/kvm-ferry-manager.pid').trim();
 
   it('follows the migration libvirt is still running after a restart, and records it ok', async () => {
+    // Pre-flight's own view: libvirt on A may still be winding down the cut migration.
+    await waitFor('A to be ready for another migration', 180_000, async () => (await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: C.name })).json.go === true);
     lab('shape', A.name, '30mbit');
     try {
       const first = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate`, { to: C.name });
-      expect(first.status).toBe(202);
+      expect(first.status, JSON.stringify(first.json)).toBe(202);
       const id = first.json.job.id;
       let seen: unknown = null;
       await waitFor('the copy to start', 60_000, async () => {

@@ -79,7 +79,8 @@ async function jobInfo(ctx: NodeContext, vm: string): Promise<MigrationProgress 
 /** True while libvirt runs a job (e.g. an outgoing migration) on the VM. */
 export async function hasActiveJob(ctx: NodeContext, vm: string): Promise<boolean> {
   const r = await ctx.run('virsh', buildJobInfoArgs(ctx.config.libvirtUri, vm, false), { timeoutMs: 10_000, check: false });
-  if (r.exitCode !== 0) return false;
+  // A job holding the domain's lock makes the query itself time out: that is a job too.
+  if (r.exitCode !== 0) return /state change lock|Timed out during operation/i.test(r.stderr);
   const type = /^Job type:\s*(\S+)/m.exec(r.stdout)?.[1] ?? 'None';
   return type !== 'None' && type !== '0';
 }
