@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config, PeerConfig } from '../../config.js';
-import { AppError, describeError } from '../../errors.js';
 import { PeerShell } from '../../adapters/ssh/peer-shell.js';
 import { buildPeerLibvirtUri, knownHostsText } from '../../adapters/libvirt/peer-uri.js';
 import type { CommandRecord, CommandResult } from '../../adapters/process/run-command.js';
@@ -9,7 +8,6 @@ import type { NodeStatus } from '../local-node.js';
 import { PeerManagerClient } from '../../adapters/peer-api/peer-manager-client.js';
 import { RemoteNode } from '../nodes/remote-node.js';
 
-const STATUS_TIMEOUT_MS = 4_000;
 
 /** Says why a peer is cut off before anything is tried (e.g. the VPN it sits behind is down), or null. */
 export type PeerGate = (peer: PeerConfig) => Promise<string | null>;
@@ -49,27 +47,6 @@ export class PeerNode {
     const blocked = await this.blockedReason();
     if (blocked) return { name: this.name, local: false, status: 'down', reason: blocked, ...(this.config.url ? { url: this.config.url } : {}) };
     return this.remote.status();
-  }
-
-  /** Up when SSH logs in with the pinned key and the peer's libvirtd answers (what migration itself needs). */
-  async libvirtStatus(): Promise<NodeStatus> {
-    const base = { name: this.name, local: false, ...(this.config.url ? { url: this.config.url } : {}) };
-    const blocked = await this.blockedReason();
-    if (blocked) return { ...base, status: 'down', reason: blocked };
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const probe = this.virsh(['hostname'], { check: false, timeoutMs: STATUS_TIMEOUT_MS });
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new AppError('NODE_UNREACHABLE', `Node ${this.name} did not answer within ${STATUS_TIMEOUT_MS / 1000} s.`)), STATUS_TIMEOUT_MS);
-      });
-      const r = await Promise.race([probe, timeout]);
-      if (r.exitCode !== 0) return { ...base, status: 'down', reason: `libvirtd on ${this.name} does not answer: ${(r.stderr || r.stdout).trim().split('\n')[0]}` };
-      return { ...base, status: 'up' };
-    } catch (e) {
-      return { ...base, status: 'down', reason: describeError(e) };
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 
