@@ -28,15 +28,21 @@ let manager: ManagerProcess | null = null;
 
 /** The shell that builds the fence, then execs setpriv → the manager. Values are ours, not user input. */
 function sandboxWrap(): string[] {
+  const app = projectRoot();
+  const underTmp = /^\/(var\/)?tmp\//.test(`${app}/`);
+  const stash = join(dirs.dataDir, '.app');
   const caps = directive('CapabilityBoundingSet')[0]!.split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
   const script = [
     'set -e',
     'mount --make-rprivate /',
     // ReadWritePaths / StateDirectory: bind each onto itself, so it stays writable after / turns read-only.
     `for d in ${dirs.dataDir} ${dirs.imageDir}; do mount --bind "$d" "$d"; done`,
-    // PrivateTmp
+    // PrivateTmp. A checkout under /tmp (a CI clone) would vanish with it, as it would
+    // under systemd: carried over read-only, like the unit's BindReadOnlyPaths= would.
+    ...(underTmp ? [`mkdir -p ${stash}`, `mount --bind ${app} ${stash}`] : []),
     'mount -t tmpfs -o mode=1777 tmpfs /tmp',
     'mount -t tmpfs -o mode=1777 tmpfs /var/tmp',
+    ...(underTmp ? [`mkdir -p ${app}`, `mount --bind ${stash} ${app}`, `mount -o remount,bind,ro ${app}`] : []),
     // ProtectSystem=strict (and with it ProtectHome=read-only: /root and /home are on /)
     'mount -o remount,bind,ro /',
     `if touch /etc/kfdp-probe /root/kfdp-probe ${dirs.isoDir}/kfdp-probe 2>/dev/null; then echo "sandbox is not read-only" >&2; exit 97; fi`,
