@@ -26,7 +26,7 @@ export interface DeviceDisk {
   shareable: boolean;
   transient: boolean;
   /** For type='network': protocol (rbd, iscsi, nbd, gluster, http…), the image name and hosts. */
-  network: { protocol: string; name: string | null; hosts: NetworkHost[] } | null;
+  network: { protocol: string; name: string | null; hosts: NetworkHost[]; secret: string | null } | null;
   /** For type='volume': the storage pool and volume. */
   volume: { pool: string; volume: string } | null;
   /** A <backingStore> with a source: the image sits on top of another one. */

@@ -32,6 +32,7 @@ export function defaultFacts(devices: DomainDevices, uuid: string): { source: So
       if (d.device === 'disk' && d.type === 'file') source.images[d.path] = { format: d.format ?? 'raw', virtualBytes: 10 * GiB, allocatedBytes: GiB, fileBytes: GiB, backingFile: null };
     }
     for (const h of d.network?.hosts ?? []) dest.resolvable[h.name] = true;
+    if (d.network?.secret) dest.secrets = [...(dest.secrets ?? []), d.network.secret.toLowerCase()];
     if (d.volume) {
       source.pools[d.volume.pool] = { type: 'iscsi' };
       dest.pools[d.volume.pool] = { active: true, volumes: [...(dest.pools[d.volume.pool]?.volumes ?? []), d.volume.volume] };

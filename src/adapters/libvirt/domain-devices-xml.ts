@@ -42,6 +42,8 @@ function parseDisk(d: Node): DeviceDisk {
         protocol: attr(source, 'protocol') ?? '',
         name: attr(source, 'name'),
         hosts: list(source.host).map((h): NetworkHost => ({ name: attr(h, 'name') ?? attr(h, 'socket') ?? '', port: attr(h, 'port'), transport: attr(h, 'transport') })),
+        // <auth> may sit in <source> (current) or in <disk> (older XML).
+        secret: attr(one(one(source.auth ?? d.auth)?.secret), 'uuid'),
       }
     : null;
   const volume = type === 'volume' && source && attr(source, 'pool') ? { pool: attr(source, 'pool')!, volume: attr(source, 'volume') ?? '' } : null;

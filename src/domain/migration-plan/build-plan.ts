@@ -114,6 +114,10 @@ function planNetworkSource(d: DeviceDisk, base: Pick<PlanItem, 'id' | 'element' 
   if (unresolved.length) {
     return item({ ...base, decision: 'refuse', reason: `${input.dest} cannot resolve ${unresolved.join(', ')}, the ${net.protocol} host(s) of ${d.device} ${d.target}.`, fix: `Make ${unresolved.join(', ')} resolvable and reachable from ${input.dest} (DNS or /etc/hosts), then migrate.` });
   }
+  const secret = net.secret?.toLowerCase();
+  if (secret && !(input.destFacts.secrets ?? []).includes(secret)) {
+    return item({ ...base, decision: 'refuse', reason: `The ${net.protocol} image of ${d.device} ${d.target} logs in with libvirt secret ${secret}, which ${input.dest} does not have.`, fix: `Define the same secret on ${input.dest} (virsh secret-dumpxml ${secret} here, secret-define and secret-set-value there), then migrate.` });
+  }
   return item({ ...base, decision: 'shared', reason: `${net.protocol} storage${hosts.length ? ` on ${hosts.join(', ')}` : ''}: ${input.dest} reaches the same image; nothing is copied or deleted.` });
 }
 

@@ -17,6 +17,8 @@ export interface FactsWanted {
   pools: string[];
   networks: boolean;
   interfaces: boolean;
+  /** Network storage authenticates with a libvirt secret the destination must have. */
+  secrets: boolean;
   /** The swtpm state directory to list (offline moves of VMs with an emulated TPM). */
   tpmStateDir: string | null;
 }
@@ -40,6 +42,7 @@ export function factsWanted(devices: DomainDevices, mode: MigrationMode, uuid: s
     pools: uniq(devices.disks.map((d) => d.volume?.pool)),
     networks: devices.interfaces.some((i) => i.type === 'network'),
     interfaces: devices.interfaces.some((i) => i.type === 'bridge' || i.type === 'direct'),
+    secrets: devices.disks.some((d) => d.network?.secret),
     tpmStateDir: mode === 'offline' && devices.tpms.some((t) => t.backend === 'emulator') && /^[0-9a-f-]{36}$/i.test(uuid) ? `/var/lib/libvirt/swtpm/${uuid.toLowerCase()}` : null,
   };
 }

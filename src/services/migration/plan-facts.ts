@@ -79,6 +79,7 @@ export async function gatherPlanFacts(ctx: NodeContext, peer: PeerNode, devices:
     }),
     want.networks ? peer.virsh(['net-list', '--name'], { failureMessage: `Could not list the networks of node ${peer.name}.` }).then((r) => (dest.networks = lines(r.stdout))) : null,
     want.interfaces ? peer.shell.exec('ls', ['-1', '/sys/class/net'], { failureMessage: `Could not list the network interfaces of node ${peer.name}.` }).then((r) => (dest.interfaces = lines(r.stdout))) : null,
+    want.secrets ? peer.virsh(['secret-list'], { failureMessage: `Could not list the libvirt secrets of node ${peer.name}.` }).then((r) => (dest.secrets = [...r.stdout.matchAll(/^\s*([0-9a-f-]{36})\s/gim)].map((m) => m[1]!.toLowerCase()))) : null,
     want.tpmStateDir ? filesUnder(want.tpmStateDir).then((f) => (source.tpmStateFiles = f)) : null,
   ]);
   for (const f of source.tpmStateFiles) source.files[f] = await localFileFact(f);
