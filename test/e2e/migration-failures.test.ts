@@ -108,7 +108,7 @@ describe('a migration that cannot start is refused, recorded, and changes nothin
     try {
       const r = await migrate(A, B);
       expect(r.status).toBe(409);
-      expect(r.json.error.message).toMatch(/refused: Disk file\(s\) already exist on node lab-b: \/var\/lib\/kvm-ferry\/images\/ferry-f\.qcow2; move them away first\./);
+      expect(r.json.error.message).toBe(`Migration of ${VM} to ${B.name} refused: One device stops the move: A file already exists at ${IMG} on ${B.name}. Move or delete that file on ${B.name} first, if nothing there uses it.`);
       await assertIntactOnA(B, ['disk']);
       expect(tryInNode(B.name, 'stat', IMG).ok).toBe(true);
     } finally {
