@@ -80,8 +80,10 @@ describe('1 + 5. two data disks (qcow2 + raw) and an empty CD-ROM tray', () => {
     writePattern(A.name, 'raw', r, 0x25, 48, 4);
     defineVm(A.name, { name: VM, disks: [{ path: sys, format: 'qcow2', target: 'vda' }], cdroms: [{ target: 'hdc', path: null }] });
     virsh(A.name, 'attach-disk', VM, q, 'vdb', '--driver', 'qemu', '--subdriver', 'qcow2', '--persistent');
-    virsh(A.name, 'attach-disk', VM, r, 'vdc', '--driver', 'qemu', '--subdriver', 'raw', '--persistent');
     virsh(A.name, 'start', VM);
+    // Hot-plugged into the running VM, and into its definition.
+    virsh(A.name, 'attach-disk', VM, r, 'vdc', '--driver', 'qemu', '--subdriver', 'raw', '--persistent');
+    expect(blkSource(A.name, VM, 'vdc')).toBe(r);
     await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
 
     liveCheck = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
@@ -137,35 +139,48 @@ describe('1 + 5. two data disks (qcow2 + raw) and an empty CD-ROM tray', () => {
   });
 });
 
-describe('2. a read-only data disk', () => {
+describe('2. a read-only data disk (and a disk only in the persistent definition)', () => {
   const VM = 'dev-ro';
   const sys = img(`${VM}.qcow2`);
   const ro = img(`${VM}-ro.raw`);
+  const later = img(`${VM}-next-boot.qcow2`);
 
   it('is copied before the live move: B holds the 16 MiB of 0x42 (not an empty sparse image), A\'s file is removed only after', async () => {
     copyGuestDisk(A.name, sys);
     createImage(A.name, ro, 'raw', 32);
     writePattern(A.name, 'raw', ro, 0x42, 0, 16);
     const roSum = sha256(A.name, ro);
+    createImage(A.name, later, 'qcow2', 32);
+    writePattern(A.name, 'qcow2', later, 0x44, 8, 8);
     defineVm(A.name, { name: VM, disks: [{ path: sys, format: 'qcow2', target: 'vda' }] });
     virsh(A.name, 'attach-disk', VM, ro, 'vdb', '--driver', 'qemu', '--subdriver', 'raw', '--mode', 'readonly', '--persistent');
     virsh(A.name, 'start', VM);
+    // The issue's shape: attached --config to the running VM, so only its next boot sees it.
+    virsh(A.name, 'attach-disk', VM, later, 'vdc', '--driver', 'qemu', '--subdriver', 'qcow2', '--config');
+    expect(blkSource(A.name, VM, 'vdc')).toBeNull();
     await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
 
     const check = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
     expect(check.go, JSON.stringify(check.json)).toBe(true);
     expect(check.item('disk:vdb')).toMatchObject({ decision: 'copy-first', path: ro, format: 'raw' });
+    expect(check.item('disk:vdc')).toMatchObject({ decision: 'copy-first', path: later, format: 'qcow2' });
     expect(check.decisions['disk:vda']).toBe('copy');
 
-    const job = await moveOk(A, VM, { to: B.name, mode: 'live' }, [sys, ro]);
+    const job = await moveOk(A, VM, { to: B.name, mode: 'live' }, [sys, ro, later]);
     expect(domstate(B.name, VM)).toMatch(/^running/);
     // The bytes, while the VM runs there (raw, read-only: nothing is cached) and by checksum.
     const read = readPattern(B.name, 'raw', ro, 0x42, 0, 16, true);
     expect(read.ok, read.out).toBe(true);
     expect(sha256(B.name, ro)).toBe(roSum);
-    expect(sorted(job.result?.sourceRemoved)).toEqual(sorted([sys, ro]));
-    expect(exists(A.name, ro)).toBe(false);
-    removeVm(B.name, VM, [sys, ro]);
+    // The next-boot disk: in B's persistent definition, its bytes there (no QEMU has it open).
+    expect(blkSource(B.name, VM, 'vdc', true)).toBe(later);
+    for (const [p, off, len] of [[0x44, 8, 8], [0, 0, 8], [0, 16, 16]] as const) {
+      const r = readPattern(B.name, 'qcow2', later, p, off, len);
+      expect(r.ok, r.out).toBe(true);
+    }
+    expect(sorted(job.result?.sourceRemoved)).toEqual(sorted([sys, ro, later]));
+    for (const f of [sys, ro, later]) expect(exists(A.name, f), `${f} on A`).toBe(false);
+    removeVm(B.name, VM, [sys, ro, later]);
   });
 });
 
@@ -546,8 +561,10 @@ describe('10. virsh migrate killed (kill -9) right after the switch-over', () =>
         return Number(j.progress?.dataProcessedBytes ?? 0) > 0;
       });
       tracer = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-p', virshPid, '-e', 'trace=recvfrom', '-e', 'inject=recvfrom:delay_enter=300ms'], { stdio: 'ignore' });
-      const watch = `stdbuf -oL virsh -q -c qemu:///system event --domain ${VM} --event lifecycle --loop --timeout 120 | while read -r l; do
-        case "$l" in *Resumed*) if kill -9 ${virshPid}; then echo "killed after: $l"; else echo "too late: $l"; fi; exit 0;; esac; done`;
+      // virsh event runs in a process substitution, so the script ends (and ends it) right after the kill.
+      const watch = `exec 3< <(exec stdbuf -oL virsh -q -c qemu:///system event --domain ${VM} --event lifecycle --loop --timeout 120); ev=$!
+        while read -r l <&3; do case "$l" in *Resumed*)
+          if kill -9 ${virshPid}; then echo "killed after: $l"; else echo "too late: $l"; fi; kill $ev; exit 0;; esac; done; kill $ev 2>/dev/null; echo "no Resumed event"`;
       killer = (await execFileP('bash', [LAB_SCRIPT, 'exec', B.name, 'bash', '-c', watch], { encoding: 'utf8', timeout: 150_000 })).stdout.trim();
       counterAtKill = counterOn(A.name, VM);
     } finally {
@@ -560,6 +577,8 @@ describe('10. virsh migrate killed (kill -9) right after the switch-over', () =>
     const done = await getJob(A, jobId, 150);
     expect(done.state, JSON.stringify(done)).not.toBe('running');
     const states = `job: ${done.state}: ${done.message}; A: ${domstate(A.name, VM)}; B: ${domstate(B.name, VM)}`;
+    // eslint-disable-next-line no-console
+    console.log(`after the kill: ${states} (settled ${done.durationMs} ms after the job started; ${killer})`);
     // The destination keeps running the guest; the source never runs it again.
     expect(domstate(B.name, VM), states).toMatch(/^running/);
     const onB = counterOn(B.name, VM);
