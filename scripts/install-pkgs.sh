@@ -29,7 +29,7 @@ PKGS=(
   iproute2 iptables procps psmisc ca-certificates openssl sqlite3
   build-essential python3 pkg-config
 )
-TEST_PKGS=(systemd curl chromium busybox-static cpio syslinux syslinux-common isolinux mtools dosfstools xorriso ovmf)
+TEST_PKGS=(systemd curl chromium busybox-static cpio syslinux syslinux-common isolinux mtools dosfstools xorriso ovmf strace)
 [ "$WITH_TEST" = 1 ] && PKGS+=("${TEST_PKGS[@]}")
 
 missing=()
