@@ -143,6 +143,28 @@ describe('a VM named 1, and VMs named like UUIDs, beside a running VM with id 1'
     expect((await api(app, 'POST', '/api/nodes/alpha/vms/1/start?wait=10', { uuid: U_ONE })).json.job.state).toBe('ok');
   });
 
+  it('page forms carry the UUID of the VM they show, and a stale one is refused', async () => {
+    const { app } = await world();
+    const html = await (await fetch(app.url + '/')).text();
+    const token = /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+    const formsOf = (name: string) => html.match(new RegExp(`<form method="post" action="/nodes/alpha/vms/${name}/[a-z]+"[\\s\\S]*?</form>`, 'g')) ?? [];
+    expect(formsOf('1')).toHaveLength(2); // start, delete: it is shut off
+    for (const f of formsOf('1')) expect(f).toContain(`<input type="hidden" name="uuid" value="${U_ONE}">`);
+    expect(formsOf('other')).toHaveLength(3); // shutdown, force off, delete
+    for (const f of formsOf('other')) expect(f).toContain(`<input type="hidden" name="uuid" value="${U_OTHER}">`);
+    const post = (uuid: string) => fetch(`${app.url}/nodes/alpha/vms/1/start`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: token, uuid }).toString(), redirect: 'manual',
+    });
+    const before = await libvirtView(app);
+    const stale = await post(U_OTHER);
+    expect(stale.status).toBe(409);
+    expect(await stale.text()).toContain('VM 1 is not the VM you saw');
+    expect(await libvirtView(app)).toEqual(before);
+    expect((await post(U_ONE)).status).toBe(303);
+    await app.deps.jobs.drain();
+    expect((await libvirtView(app)).get(U_ONE)?.state).toBe(RUNNING);
+  });
+
   it('after a restart, settles power jobs against the UUID they recorded, not whatever VM now has the name', async () => {
     const { app } = await world();
     const repo = app.deps.jobsRepo;
