@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { openDatabase, type Db } from './adapters/db/database.js';
-import { JobsRepository } from './adapters/db/jobs-repository.js';
+import { JobsRepository, VmBusyError } from './adapters/db/jobs-repository.js';
 import { LibvirtConnection } from './adapters/libvirt/connection.js';
 import { createCommandRunner, type CommandRecord } from './adapters/process/run-command.js';
 import { QemuImg } from './adapters/qemu-img/qemu-img.js';
@@ -64,7 +64,24 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
   const janitor = new LeftoverJanitor(jobsRepo, peers, async (uuid) => {
     node.inventory.invalidate();
     return (await node.inventory.list()).some((v) => v.uuid === uuid);
-  }, log);
+  }, log, async (vm, message, work) => {
+    // The VM's job lock, as every action takes it: no migration can start meanwhile.
+    let row;
+    try {
+      row = jobsRepo.start({ kind: 'cleanup', node: config.nodeName, vm, user: null, params: {}, message });
+    } catch (e) {
+      if (e instanceof VmBusyError) return null;
+      throw e;
+    }
+    try {
+      const r = await work();
+      jobsRepo.finish(row.id, 'ok', message.replace(/^Removing/, 'Removed').replace(/…$/, '.'));
+      return r;
+    } catch (e) {
+      jobsRepo.finish(row.id, 'failed', `${message.replace(/…$/, '')} failed; kvm-ferry retries.`, String(e));
+      throw e;
+    }
+  });
   // Written by the stats daemon (its own process); the manager only reads it.
   const statsDb = openStatsDatabase(config.dataDir);
   const stats = new VmStatsService(new StatsReader(statsDb, config.stats.intervalSec), config.nodeName);

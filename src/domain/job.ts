@@ -1,4 +1,4 @@
-export const JOB_KINDS = ['create', 'start', 'shutdown', 'poweroff', 'delete', 'migrate'] as const;
+export const JOB_KINDS = ['create', 'start', 'shutdown', 'poweroff', 'delete', 'migrate', 'cleanup'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobState = 'running' | 'ok' | 'failed';
 
@@ -27,4 +27,5 @@ export const JOB_KIND_LABELS: Record<JobKind, string> = {
   poweroff: 'Force off',
   delete: 'Delete',
   migrate: 'Migrate',
+  cleanup: 'Clean up after a migration',
 };

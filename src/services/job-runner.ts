@@ -66,6 +66,17 @@ export class JobRunner extends EventEmitter {
     return job;
   }
 
+  /**
+   * Runs `work` for a job row the caller already started (and so holds the VM's lock),
+   * e.g. a migration whose pre-flight ran under that lock.
+   */
+  runReserved(job: Job, work: (ctx: JobContext) => Promise<JobOutcome>): Job {
+    if (job.state !== 'running' || this.inFlight.has(job.id)) throw new Error(`job ${job.id} is not a reserved running job`);
+    this.emit('update', job);
+    this.run(job, work);
+    return job;
+  }
+
   /** Takes over a job row left running by a previous process (e.g. to follow a migration libvirt still runs). */
   adopt(job: Job, work: (ctx: JobContext) => Promise<JobOutcome>): void {
     if (job.state !== 'running' || this.inFlight.has(job.id)) return;

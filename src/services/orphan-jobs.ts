@@ -5,7 +5,6 @@ import { isActive, vmStateFromLibvirt } from '../domain/vm.js';
 import { domainList, type DomainSnapshot } from '../adapters/libvirt/domain.js';
 import { describeError } from '../errors.js';
 import { isUuid } from '../domain/uuid.js';
-import { buildJobAbortArgs } from '../adapters/virsh/migrate-args.js';
 import type { CommandResult } from '../adapters/process/run-command.js';
 import type { NodeContext } from './node-context.js';
 import type { OrphanVerdict } from './job-runner.js';
@@ -62,8 +61,7 @@ async function decide(job: Job, domains: DomainSnapshot[], ctx: Ctx, peers?: Pee
       return settled(dom !== null && !active, dom === null ? `VM ${vm} no longer exists` : active ? `VM ${vm} is still running` : `VM ${vm} is off`);
     case 'delete':
       return settled(dom === null, dom === null ? `VM ${vm} is deleted; check its disks` : `VM ${vm} still exists`);
-    case 'migrate':
-      return settledMigration(job, vm, dom !== null, ctx, peers, settled);
+    // Migrations are settled by MigrationReconciler, which adopts them before this runs.
     default:
       return unknownOutcome(job);
   }
@@ -72,37 +70,12 @@ async function decide(job: Job, domains: DomainSnapshot[], ctx: Ctx, peers?: Pee
 /**
  * The VM the job acted on: by the UUID it recorded (power jobs in their params, a create
  * once it defined the VM), so a VM deleted and re-created under the same name is not
- * mistaken for it; by name only for jobs that recorded none. Migrations are settled by
- * their own rules (settledMigration).
+ * mistaken for it; by name only for jobs that recorded none.
  */
 function findDomain(job: Job, vm: string, domains: DomainSnapshot[]): DomainSnapshot | null {
-  const recorded = job.kind === 'migrate' ? undefined : job.result?.uuid ?? job.params.uuid;
+  const recorded = job.result?.uuid ?? job.params.uuid;
   if (isUuid(recorded)) return domains.find((d) => d.description.uuid.toLowerCase() === recorded) ?? null;
   return domains.find((d) => d.description.name === vm) ?? null;
-}
-
-/**
- * A `virsh migrate` the dead process started may outlive it (without systemd's cgroup
- * kill): abort it so the VM stays here and the verdict cannot go stale. A VM gone from
- * here counts as migrated only if the peer says it runs there.
- */
-async function settledMigration(job: Job, vm: string, here: boolean, ctx: Ctx, peers: PeerLookup | undefined,
-  settled: (ok: boolean, what: string, result?: Record<string, unknown>) => OrphanVerdict): Promise<OrphanVerdict> {
-  const to = String(job.params.to ?? '');
-  const made = Array.isArray(job.result?.createdOnDestination) ? (job.result!.createdOnDestination as unknown[]).map(String) : [];
-  const leftovers = made.length ? `; disks made for it on ${to} may remain: ${made.join(', ')}` : '';
-  if (here) {
-    const info = await ctx.run('virsh', ['-c', ctx.config.libvirtUri, 'domjobinfo', '--domain', vm], { check: false, timeoutMs: 15_000 }).catch(() => null);
-    const active = info !== null && /^Job type:\s*(Unbounded|Bounded)/im.test(info.stdout);
-    if (active) await ctx.run('virsh', buildJobAbortArgs(ctx.config.libvirtUri, vm), { check: false, timeoutMs: 30_000 }).catch(() => null);
-    return settled(false, `VM ${vm} is still on this node; the migration to ${to} ${active ? 'was still running and has been aborted' : 'did not finish'}${leftovers}`);
-  }
-  const peer = peers?.get(to) ?? null;
-  if (!peer) return settled(false, `VM ${vm} is no longer on this node and node ${to} is not configured; find it with virsh list --all`);
-  const r = await peer.virsh(['domstate', '--domain', vm], { check: false, timeoutMs: 10_000 }).catch(() => null);
-  const state = r?.exitCode === 0 ? r.stdout.trim() : null;
-  if (state === 'running') return settled(true, `VM ${vm} is running on node ${to}: it was migrated; its disks on this node may remain`);
-  return settled(false, `VM ${vm} is no longer on this node and ${state ? `is ${state} on node ${to}` : `node ${to} does not show it running`}; check both nodes`);
 }
 
 /**

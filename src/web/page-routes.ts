@@ -124,14 +124,16 @@ export function pageRoutes(deps: AppDeps): Router {
     const vm = String(req.params.vm);
     const to = typeof req.query.to === 'string' ? req.query.to : '';
     const mode = req.query.mode === 'offline' || req.query.mode === 'live' ? req.query.mode : undefined;
+    // The fixes the plan offers (eject / copy media) come back as flags on the same page.
+    const flags = Object.fromEntries((['ejectMedia', 'copyMedia'] as const).filter((f) => req.query[f] === '1').map((f) => [f, true]));
     let check: unknown = null;
     let error: AppError | null = null;
     try {
-      check = await actions.migrateCheck(on, vm, { to, ...(mode ? { mode } : {}) });
+      check = await actions.migrateCheck(on, vm, { to, ...(mode ? { mode } : {}), ...flags });
     } catch (e) {
       error = toAppError(e, log);
     }
-    res.status(error ? error.httpStatus : 200).render('migrate', { nodeName: node.name, on, vm, to, check, error, nodeNames: actions.nodeNames() });
+    res.status(error ? error.httpStatus : 200).render('migrate', { nodeName: node.name, on, vm, to, check, error, flags, nodeNames: actions.nodeNames() });
   });
 
   r.get('/nodes/:node/jobs/:id', async (req, res) => {

@@ -58,7 +58,7 @@ describe('live migration between two lab nodes', () => {
     const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name });
     expect(r.status).toBe(200);
     expect(r.json.go, JSON.stringify(r.json.checks)).toBe(true);
-    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'disks-supported', 'peer-reachable', 'libvirt-link', 'name-free', 'uuid-free', 'paths-free', 'disk-space', 'memory', 'hypervisor']);
+    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'libvirt-link', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
   });
 
   it('moves the running guest to B alive, sparse, and gone from A', async () => {
@@ -92,7 +92,8 @@ describe('live migration between two lab nodes', () => {
     const check = (await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate/check`, { to: A.name })).json;
     expect(check.go).toBe(false);
     const failed = check.checks.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string }) => c.id);
-    expect(failed).toEqual(['name-free', 'paths-free']);
+    expect(failed).toEqual(['name-free', 'devices']);
+    expect(check.plan.items.find((i: { id: string }) => i.id === 'disk:vda')).toMatchObject({ decision: 'refuse', reason: expect.stringContaining('already exists') });
     const refused = await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate`, { to: A.name });
     expect(refused.status).toBe(409);
     expect(refused.json.error.message).toBe(`Migration of ${VM} to ${A.name} refused: A VM named ${VM} already exists on node ${A.name}.`);

@@ -10,7 +10,7 @@ export function expectGolden(name: string, value: unknown): void {
   const path = join(GOLDEN_DIR, `${name}.json`);
   const text = JSON.stringify(value, null, 2) + '\n';
   if (process.env.UPDATE_GOLDEN === '1') {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
+    mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);
   }
   if (!existsSync(path)) throw new Error(`golden file ${path} is missing; run with UPDATE_GOLDEN=1 and review it`);

@@ -58,17 +58,24 @@ describe('parseDomJobInfoRaw', () => {
 });
 
 describe('buildMigrateArgs', () => {
-  it('sends memory and disks to the data address explicitly (live)', () => {
+  it('sends memory and exactly the planned disks to the data address, naming the VM by UUID (live)', () => {
     expectGolden('virsh-migrate-live', buildMigrateArgs({
-      sourceUri: 'qemu:///system', vm: 'web-01', destUri: 'qemu+ssh://root@10.77.0.12/system?keyfile=/etc/kvm-ferry/id_ed25519', dataAddress: '10.77.0.12', mode: 'live',
+      sourceUri: 'qemu:///system', uuid: '0f8fad5b-d9cb-469f-a165-70867728950e', destUri: 'qemu+ssh://root@10.77.0.12/system?keyfile=/etc/kvm-ferry/id_ed25519', dataAddress: '10.77.0.12', mode: 'live', copyTargets: ['vda', 'vdb'],
     }));
+  });
+
+  it('copies no storage when the plan mirrors no disk (all shared or copied first)', () => {
+    const args = buildMigrateArgs({ sourceUri: 'qemu:///system', uuid: 'u', destUri: 'x', dataAddress: '10.0.0.2', mode: 'live', copyTargets: [] });
+    expect(args).not.toContain('--copy-storage-all');
+    expect(args).not.toContain('--migrate-disks');
+    expect(args).not.toContain('--disks-uri');
   });
 
   it('moves only the definition of a shut-off VM (offline), and brackets IPv6', () => {
     expectGolden('virsh-migrate-offline', buildMigrateArgs({
-      sourceUri: 'qemu:///system', vm: 'db-01', destUri: 'qemu+ssh://root@[fd00::2]/system', dataAddress: 'fd00::2', mode: 'offline', bandwidthMiBps: 100,
+      sourceUri: 'qemu:///system', uuid: '6a1a5c3e-0000-4000-8000-000000000001', destUri: 'qemu+ssh://root@[fd00::2]/system', dataAddress: 'fd00::2', mode: 'offline', bandwidthMiBps: 100,
     }));
-    const live = buildMigrateArgs({ sourceUri: 'qemu:///system', vm: 'a', destUri: 'x', dataAddress: 'fd00::2', mode: 'live' });
+    const live = buildMigrateArgs({ sourceUri: 'qemu:///system', uuid: 'a', destUri: 'x', dataAddress: 'fd00::2', mode: 'live' });
     expect(live[live.indexOf('--migrateuri') + 1]).toBe('tcp://[fd00::2]');
   });
 

@@ -75,6 +75,11 @@ export class JobsRepository {
     else this.db.prepare('UPDATE jobs SET progress = ?, message = ? WHERE id = ?').run(JSON.stringify(progress), message, id);
   }
 
+  /** Replaces what the job was asked (e.g. once pre-flight has turned a request into a plan). */
+  setParams(id: number, params: Record<string, unknown>): void {
+    this.db.prepare('UPDATE jobs SET params = ? WHERE id = ?').run(JSON.stringify(params), id);
+  }
+
   mergeResult(id: number, result: Record<string, unknown>): void {
     const cur = this.get(id)?.result ?? {};
     this.db.prepare('UPDATE jobs SET result = ? WHERE id = ?').run(JSON.stringify({ ...cur, ...result }), id);

@@ -1,4 +1,6 @@
 import { XMLParser } from 'fast-xml-parser';
+import type { DomainDevices } from '../../domain/domain-devices.js';
+import { parseDomainDevices } from './domain-devices-xml.js';
 
 /** The parts of a libvirt domain XML the product uses; views never see XML. */
 export interface DomainDescription {
@@ -16,6 +18,8 @@ export interface DomainDescription {
   disks: DomainDiskXml[];
   /** libosinfo short id from the metadata virt-install writes, e.g. "debian12". */
   osVariant: string | null;
+  /** Everything that refers to storage or host state, for the migration plan. */
+  devices: DomainDevices;
 }
 
 export interface DomainDiskXml {
@@ -120,6 +124,7 @@ export function parseDomainXml(xml: string): DomainDescription {
     vnc,
     disks,
     osVariant,
+    devices: parseDomainDevices(xml),
   };
 }
 

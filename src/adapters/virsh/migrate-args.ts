@@ -1,7 +1,8 @@
 export interface MigrateArgsInput {
   /** The source node's libvirt URI, as seen from where virsh runs. */
   sourceUri: string;
-  vm: string;
+  /** The VM's UUID: virsh reads an all-digit name as a domain ID and a UUID-shaped one as a UUID. */
+  uuid: string;
   /** Control channel to the destination libvirtd, e.g. qemu+ssh://root@10.0.0.2/system?… */
   destUri: string;
   /** The destination's data address: memory and disks go here, never to a resolved hostname. */
@@ -9,6 +10,8 @@ export interface MigrateArgsInput {
   mode: 'live' | 'offline';
   /** Optional cap in MiB/s. */
   bandwidthMiBps?: number;
+  /** Live: the disk targets QEMU mirrors (exactly the plan's "copy" disks); none → no storage copy. */
+  copyTargets?: readonly string[];
 }
 
 /** IPv6 addresses need brackets inside a URI. */
@@ -27,20 +30,29 @@ export function buildMigrateArgs(input: MigrateArgsInput): string[] {
   const host = hostForUri(input.dataAddress);
   const args = ['-c', input.sourceUri, 'migrate'];
   if (input.mode === 'live') {
-    args.push('--live', '--copy-storage-all', '--persistent', '--undefinesource', '--abort-on-error',
-      '--migrateuri', `tcp://${host}`, '--disks-uri', `tcp://${host}`, '--listen-address', input.dataAddress);
+    args.push('--live', '--persistent', '--undefinesource', '--abort-on-error', '--migrateuri', `tcp://${host}`, '--listen-address', input.dataAddress);
+    const targets = input.copyTargets ?? [];
+    // Without --migrate-disks libvirt picks the disks itself (and skips read-only ones
+    // silently); the plan decides, so the list is always explicit.
+    if (targets.length) args.push('--copy-storage-all', '--migrate-disks', targets.join(','), '--disks-uri', `tcp://${host}`);
   } else {
     args.push('--offline', '--persistent', '--undefinesource');
   }
   if (input.bandwidthMiBps) args.push('--bandwidth', String(input.bandwidthMiBps));
-  args.push('--domain', input.vm, '--desturi', input.destUri);
+  args.push('--domain', input.uuid, '--desturi', input.destUri);
   return args;
 }
 
-export function buildJobInfoArgs(uri: string, vm: string, completed: boolean): string[] {
-  return ['-c', uri, 'domjobinfo', '--domain', vm, '--rawstats', ...(completed ? ['--completed', '--keep-completed'] : [])];
+export function buildJobInfoArgs(uri: string, uuid: string, completed: boolean): string[] {
+  return ['-c', uri, 'domjobinfo', '--domain', uuid, '--rawstats', ...(completed ? ['--completed', '--keep-completed'] : [])];
 }
 
-export function buildJobAbortArgs(uri: string, vm: string): string[] {
-  return ['-c', uri, 'domjobabort', '--domain', vm];
+export function buildJobAbortArgs(uri: string, uuid: string): string[] {
+  return ['-c', uri, 'domjobabort', '--domain', uuid];
+}
+
+/** Ejects (or re-inserts) removable media; --force because a guest may hold the tray locked. */
+export function buildChangeMediaArgs(uri: string, uuid: string, target: string, media: { insert: string } | 'eject', running: boolean): string[] {
+  const what = media === 'eject' ? ['--eject', '--force'] : ['--source', media.insert, '--insert'];
+  return ['-c', uri, 'change-media', '--domain', uuid, '--path', target, ...what, '--config', ...(running ? ['--live'] : [])];
 }

@@ -98,6 +98,8 @@ export interface DestFacts {
   networks: string[];
   /** Names of the destination's network interfaces (bridges, NICs for macvtap). */
   interfaces: string[];
+  /** UUIDs of the libvirt secrets defined on the destination (cephx / iSCSI CHAP keys). */
+  secrets?: string[];
 }
 
 export interface PlanOptions {

@@ -1,4 +1,6 @@
-import { describeError } from '../../errors.js';
+import { AppError, describeError } from '../../errors.js';
+import { removeIfOurs, type CreatedFile } from './remote-files.js';
+import { peerSide } from './vm-sides.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import type { Logger } from '../../log.js';
 import type { PeerDirectory, PeerNode } from './peer-nodes.js';
@@ -8,23 +10,28 @@ export interface Leftovers {
   peer: string;
   vm: string;
   uuid: string;
-  /** Disk files this job created there; only these are ever removed. */
-  paths: string[];
+  /** Files this job created there (with their identity); only these are ever removed. */
+  created: CreatedFile[];
 }
 
 /**
- * Removes a failed migration's domain and disk files from the destination. Callers
- * only do this while the source still holds the VM: never the last copy.
+ * Removes a failed migration's domain and files from the destination. Callers only do
+ * this while the source still holds the VM: never the last copy. A domain that runs
+ * there is never destroyed (it may be the current copy after a switch-over), and a
+ * file is removed only if it is still the one this job created.
  */
-export async function removeLeftovers(peer: PeerNode, l: Leftovers): Promise<void> {
-  const listed = await peer.virsh(['list', '--all', '--uuid'], { timeoutMs: 15_000, failureMessage: `Could not list the VMs on node ${peer.name}.` });
-  if (listed.stdout.split('\n').some((line) => line.trim() === l.uuid)) {
+export async function removeLeftovers(peer: PeerNode, l: Leftovers): Promise<{ left: string[] }> {
+  const there = await peerSide(peer, l.uuid);
+  if (there?.state === 'running') {
+    throw new AppError('VM_STATE_CONFLICT', `VM ${l.vm} runs on node ${peer.name}; kvm-ferry does not destroy a running VM while cleaning up.`);
+  }
+  if (there) {
     await peer.virsh(['destroy', '--domain', l.uuid], { check: false });
-    await peer.virsh(['undefine', '--domain', l.uuid, '--nvram'], { check: false });
+    // No --nvram: the NVRAM path there is only removed if this job created it (below).
+    await peer.virsh(['undefine', '--domain', l.uuid, '--keep-nvram'], { check: false });
   }
-  if (l.paths.length) {
-    await peer.shell.exec('rm', ['-f', '--', ...l.paths], { timeoutMs: 30_000, failureMessage: `Could not remove ${l.paths.join(', ')} on node ${peer.name}.` });
-  }
+  const { left } = await removeIfOurs(peer, l.created);
+  return { left };
 }
 
 /**
@@ -40,6 +47,8 @@ export class LeftoverJanitor {
     private readonly peers: PeerDirectory,
     private readonly sourceHas: (uuid: string) => Promise<boolean>,
     private readonly log: Logger,
+    /** Runs `work` holding the VM's job lock (null: the VM is busy, try later). */
+    private readonly withVmLock: <T>(vm: string, what: string, work: () => Promise<T>) => Promise<T | null> = async (_vm, _what, work) => work(),
   ) {}
 
   start(intervalMs: number): void {
@@ -59,6 +68,7 @@ export class LeftoverJanitor {
     try {
       for (const job of this.repo.withPendingCleanup()) {
         const l = job.result?.leftovers as Leftovers | undefined;
+        if (l && !Array.isArray(l.created)) l.created = [];
         const peer = l ? this.peers.get(l.peer) : null;
         if (!l || !peer) {
           this.repo.mergeResult(job.id, { cleanupPending: false, cleanupNote: 'the destination is no longer a configured peer; nothing was removed' });
@@ -69,9 +79,19 @@ export class LeftoverJanitor {
           continue;
         }
         try {
-          await removeLeftovers(peer, l);
-          this.repo.mergeResult(job.id, { cleanupPending: false, cleanedUpAt: new Date().toISOString() });
-          this.log.info('removed what a failed migration left on a peer', { jobId: job.id, peer: l.peer, paths: l.paths });
+          // Cheap first: only take the VM's lock (a job row) once the peer answers.
+          await peer.shell.probe();
+          const done = await this.withVmLock(l.vm, `Removing what migration #${job.id} left on ${l.peer}…`, async () => {
+            if (!(await this.sourceHas(l.uuid))) return 'gone' as const;
+            return removeLeftovers(peer, l);
+          });
+          if (done === null) continue;
+          if (done === 'gone') {
+            this.repo.mergeResult(job.id, { cleanupPending: false, cleanupNote: `VM ${l.vm} is no longer on this node; nothing was removed on ${l.peer}` });
+            continue;
+          }
+          this.repo.mergeResult(job.id, { cleanupPending: false, cleanedUpAt: new Date().toISOString(), ...(done.left.length ? { leftAlone: done.left } : {}) });
+          this.log.info('removed what a failed migration left on a peer', { jobId: job.id, peer: l.peer, files: l.created.map((f) => f.path) });
           settled++;
         } catch (e) {
           this.log.debug('peer still unreachable for cleanup', { jobId: job.id, error: describeError(e) });

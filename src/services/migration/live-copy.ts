@@ -16,13 +16,14 @@ const SETUP_GRACE_MS = 90_000;
  * second. A copy that moves no data for `migrationStallTimeoutSec` is aborted, so a
  * cut link fails the job instead of hanging it.
  */
-export async function runLiveCopy(ctx: NodeContext, vm: string, peer: PeerNode, job: JobContext, step: () => string): Promise<MigrationProgress | null> {
+export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid: string }, peer: PeerNode, job: JobContext, step: () => string, copyTargets: readonly string[]): Promise<MigrationProgress | null> {
   const uri = ctx.config.libvirtUri;
-  const args = buildMigrateArgs({ sourceUri: uri, vm, destUri: peer.libvirtUri, dataAddress: peer.config.dataAddress, mode: 'live' });
+  const { name: vm, uuid } = target;
+  const args = buildMigrateArgs({ sourceUri: uri, uuid, destUri: peer.libvirtUri, dataAddress: peer.config.dataAddress, mode: 'live', copyTargets });
   const killer = new AbortController();
   let stalledFor: number | null = null;
   const abortCopy = async () => {
-    await ctx.run('virsh', buildJobAbortArgs(uri, vm), { timeoutMs: 30_000, check: false });
+    await ctx.run('virsh', buildJobAbortArgs(uri, uuid), { timeoutMs: 30_000, check: false });
     setTimeout(() => killer.abort(), EXIT_AFTER_ABORT_MS).unref();
   };
   job.onAbort(abortCopy);
@@ -38,7 +39,7 @@ export async function runLiveCopy(ctx: NodeContext, vm: string, peer: PeerNode, 
   while (!settled.done) {
     await Promise.race([migrating.catch(() => undefined), ctx.sleep(PROGRESS_INTERVAL_MS)]);
     if (settled.done) break;
-    const p = await jobInfo(ctx, vm);
+    const p = await jobInfo(ctx, uuid);
     if (p) {
       last = p;
       job.progress({ step: step(), ...p }, `Migrating ${vm} to ${peer.name}: ${p.percent}%`);
@@ -67,9 +68,9 @@ export async function runLiveCopy(ctx: NodeContext, vm: string, peer: PeerNode, 
   return last;
 }
 
-async function jobInfo(ctx: NodeContext, vm: string): Promise<MigrationProgress | null> {
+async function jobInfo(ctx: NodeContext, uuid: string): Promise<MigrationProgress | null> {
   try {
-    const r = await ctx.run('virsh', buildJobInfoArgs(ctx.config.libvirtUri, vm, false), { timeoutMs: 10_000, check: false });
+    const r = await ctx.run('virsh', buildJobInfoArgs(ctx.config.libvirtUri, uuid, false), { timeoutMs: 10_000, check: false });
     return r.exitCode === 0 ? parseDomJobInfoRaw(r.stdout) : null;
   } catch {
     return null;
@@ -77,8 +78,8 @@ async function jobInfo(ctx: NodeContext, vm: string): Promise<MigrationProgress 
 }
 
 /** True while libvirt runs a job (e.g. an outgoing migration) on the VM. */
-export async function hasActiveJob(ctx: NodeContext, vm: string): Promise<boolean> {
-  const r = await ctx.run('virsh', buildJobInfoArgs(ctx.config.libvirtUri, vm, false), { timeoutMs: 10_000, check: false });
+export async function hasActiveJob(ctx: NodeContext, uuid: string): Promise<boolean> {
+  const r = await ctx.run('virsh', buildJobInfoArgs(ctx.config.libvirtUri, uuid, false), { timeoutMs: 10_000, check: false });
   // A job holding the domain's lock makes the query itself time out: that is a job too.
   if (r.exitCode !== 0) return /state change lock|Timed out during operation/i.test(r.stderr);
   const type = /^Job type:\s*(\S+)/m.exec(r.stdout)?.[1] ?? 'None';

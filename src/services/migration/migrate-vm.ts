@@ -1,11 +1,11 @@
 import { unlink } from 'node:fs/promises';
 import { AppError, badInput, describeError } from '../../errors.js';
 import { requireVmName } from '../../domain/names.js';
-import { requireChoice } from '../../domain/numbers.js';
+import { parseBool, requireChoice } from '../../domain/numbers.js';
 import { parseDomJobInfoRaw, type MigrationProgress } from '../../domain/migration-progress.js';
 import type { Job } from '../../domain/job.js';
-import { vmStateFromLibvirt } from '../../domain/vm.js';
-import { domainLookup, domainResume } from '../../adapters/libvirt/domain.js';
+import type { PlanOptions } from '../../domain/migration-plan/types.js';
+import { domainLookup } from '../../adapters/libvirt/domain.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import { VmBusyError } from '../../adapters/db/jobs-repository.js';
 import type { JobContext, JobOutcome } from '../job-runner.js';
@@ -14,75 +14,132 @@ import type { VmInventory } from '../vm-inventory.js';
 import type { PeerDirectory, PeerNode } from './peer-nodes.js';
 import { runPreflight, type MigrationDisk, type MigrationMode, type PreflightResult } from './preflight.js';
 import { hasActiveJob, runLiveCopy } from './live-copy.js';
-import { copyDisksOffline, moveDefinitionOffline } from './offline-copy.js';
-import { removeLeftovers, type Leftovers } from './leftovers.js';
+import { copyFilesToPeer, moveDefinitionOffline } from './offline-copy.js';
 import { failureSentence } from './failure-sentence.js';
+import { gatherPlanFacts } from './plan-facts.js';
+import { createExclusive, type CreatedFile } from './remote-files.js';
+import { migrationDevices } from './migration-devices.js';
+import { verifyMoved } from './verify-move.js';
+import { MoveSettler, type EjectedMedia } from './settle.js';
+import { ejectMedia } from './media.js';
+import { localSide } from './vm-sides.js';
 
-export interface Plan {
+/** One migration as asked and checked: everything the job needs, decided before it starts. */
+export interface MoveRequest {
   vmName: string;
   uuid: string;
   peer: PeerNode;
   mode: MigrationMode;
+  options: PlanOptions;
   preflight: PreflightResult;
 }
 
+interface Asked {
+  vmName: string;
+  peer: PeerNode;
+  options: PlanOptions;
+  mode: MigrationMode | null;
+}
+
+/** Steps from which on libvirt may have started the VM on the destination. */
+const SWITCH_OVER_STEPS = new Set(['copy', 'define', 'verify', 'cleanup']);
+
 /** Moves a VM of this node to a peer, as a job that either moves it or leaves it where it was. */
 export class VmMigrator {
+  readonly settler: MoveSettler;
+
   constructor(
     private readonly ctx: NodeContext,
     private readonly inventory: VmInventory,
     private readonly peers: PeerDirectory,
     private readonly jobsRepo: JobsRepository,
-  ) {}
-
-  /** Pre-flight only: what would happen, with a go/no-go reason per check. */
-  async check(rawName: unknown, body: Record<string, unknown>): Promise<PreflightResult & { vm: string; from: string; to: string; mode: MigrationMode }> {
-    const plan = await this.plan(rawName, body);
-    return { vm: plan.vmName, from: this.ctx.config.nodeName, to: plan.peer.name, mode: plan.mode, ...plan.preflight };
+  ) {
+    this.settler = new MoveSettler(ctx, inventory);
   }
 
+  /** Pre-flight only: what would happen, with a go/no-go reason per check and one decision per device. */
+  async check(rawName: unknown, body: Record<string, unknown>): Promise<PreflightResult & { vm: string; from: string; to: string; mode: MigrationMode }> {
+    const req = await this.prepare(await this.validate(rawName, body), null);
+    return { vm: req.vmName, from: this.ctx.config.nodeName, to: req.peer.name, mode: req.mode, ...req.preflight };
+  }
+
+  /**
+   * The VM's job lock is taken first and pre-flight runs under it, so nothing can change
+   * the VM between "go" and the first step; a refusal releases it as a failed job.
+   */
   async request(rawName: unknown, body: Record<string, unknown>, user: string | null): Promise<Job> {
-    const plan = await this.plan(rawName, body);
-    const from = this.ctx.config.nodeName;
-    const req = {
-      kind: 'migrate' as const, node: from, vm: plan.vmName, user,
-      message: `Migrating ${plan.vmName} to ${plan.peer.name}…`,
-      params: { to: plan.peer.name, mode: plan.mode, uuid: plan.uuid, disks: plan.preflight.disks.map((d) => d.path), checks: plan.preflight.checks },
+    // Bad input is refused before anything is locked or recorded.
+    const asked = await this.validate(rawName, body);
+    const { vmName } = asked;
+    const to = asked.peer.name;
+    const base = { kind: 'migrate' as const, node: this.ctx.config.nodeName, vm: vmName, user };
+    let job: Job;
+    try {
+      job = this.jobsRepo.start({ ...base, message: `Checking the migration of ${vmName} to ${to}…`, params: { to } });
+    } catch (e) {
+      if (e instanceof VmBusyError) throw new AppError('VM_BUSY', `VM ${vmName} is busy with job #${e.runningJob.id} (${e.runningJob.kind}); wait for it to finish.`);
+      throw e;
+    }
+    let req: MoveRequest;
+    try {
+      req = await this.prepare(asked, job.id);
+    } catch (e) {
+      this.jobsRepo.finish(job.id, 'failed', e instanceof AppError ? e.message : `Pre-flight failed: ${describeError(e)}`, e instanceof AppError ? e.detail ?? null : describeError(e));
+      throw e;
+    }
+    const params = {
+      to: req.peer.name, mode: req.mode, uuid: req.uuid, options: req.options,
+      plan: req.preflight.plan, checks: req.preflight.checks,
+      // What a completed move removes here (the reconciler needs it after a restart).
+      removeAfter: removableAfterMove(req.preflight.disks, req.mode),
     };
-    if (!plan.preflight.go) {
-      const failed = plan.preflight.checks.filter((c) => !c.ok);
-      const message = `Migration of ${plan.vmName} to ${plan.peer.name} refused: ${failed[0]!.message}`;
+    this.jobsRepo.setParams(job.id, params);
+    if (!req.preflight.go) {
+      const failed = req.preflight.checks.filter((c) => !c.ok);
+      const message = `Migration of ${vmName} to ${req.peer.name} refused: ${failed[0]!.message}`;
       const detail = failed.map((c) => `${c.id}: ${c.message}`).join('\n');
       // A refusal is an outcome too: it goes in the activity log, and nothing was touched.
-      let job: Job | null = null;
-      try {
-        job = this.jobsRepo.refused(req, message, detail);
-      } catch (e) {
-        if (!(e instanceof VmBusyError)) throw e;
-      }
-      throw new AppError('VM_STATE_CONFLICT', message, { detail: job ? `${detail}\n(job #${job.id})` : detail });
+      this.jobsRepo.finish(job.id, 'failed', message, detail);
+      throw new AppError('VM_STATE_CONFLICT', message, { detail: `${detail}\n(job #${job.id})` });
     }
-    return this.ctx.jobs.submit(req, (job) => this.migrate(plan, job));
+    this.jobsRepo.setProgress(job.id, { step: 'preflight', percent: 0 }, `Migrating ${vmName} to ${req.peer.name}…`);
+    return this.ctx.jobs.runReserved(this.jobsRepo.get(job.id)!, (jc) => this.migrate(req, jc));
   }
 
-  private async plan(rawName: unknown, body: Record<string, unknown>): Promise<Plan> {
-    const vmName = requireVmName(rawName);
+  private requirePeer(vmName: string, body: Record<string, unknown>): PeerNode {
     const to = body.to;
     if (typeof to !== 'string' || to === '') throw badInput('to', 'Pick the destination node.');
     if (to === this.ctx.config.nodeName) throw badInput('to', `VM ${vmName} is already on node ${to}.`);
     const peer = this.peers.get(to);
     if (!peer) throw new AppError('NODE_NOT_FOUND', `Node ${to} is not a configured peer of ${this.ctx.config.nodeName}.`, { field: 'to' });
+    return peer;
+  }
+
+  private async validate(rawName: unknown, body: Record<string, unknown>): Promise<Asked> {
+    const vmName = requireVmName(rawName);
+    const peer = this.requirePeer(vmName, body);
+    const options: PlanOptions = { ejectMedia: parseBool('ejectMedia', body.ejectMedia, false), copyMedia: parseBool('copyMedia', body.copyMedia, false) };
+    const mode = body.mode === undefined || body.mode === '' ? null : requireChoice('mode', body.mode, ['live', 'offline'] as const, 'live');
+    await this.inventory.get(vmName);
+    return { vmName, peer, options, mode };
+  }
+
+  private async prepare(asked: Asked, ownJobId: number | null): Promise<MoveRequest> {
+    const { vmName, peer, options } = asked;
+    // Read again under the lock: the state may have changed since validation.
     const vm = await this.inventory.get(vmName);
     // Without an explicit mode: live for a running VM, offline for a shut-off one.
-    const mode = requireChoice('mode', body.mode, ['live', 'offline'] as const, vm.state === 'shut-off' ? 'offline' : 'live');
+    const mode = asked.mode ?? (vm.state === 'shut-off' ? 'offline' : 'live');
     const snap = await domainLookup(this.ctx.conn, vmName);
-    if (!snap) throw new AppError('VM_NOT_FOUND', `VM ${vmName} does not exist on node ${this.ctx.config.nodeName}.`);
+    if (!snap || snap.description.uuid !== vm.uuid) throw new AppError('VM_NOT_FOUND', `VM ${vmName} does not exist on node ${this.ctx.config.nodeName}.`);
+    const devices = await migrationDevices(this.ctx, vm.uuid, snap.description, mode);
     const preflight = await runPreflight({
-      vm, description: snap.description, sourceNode: this.ctx.config.nodeName, peer, mode, jobs: this.jobsRepo, qemuImg: this.ctx.qemuImg,
+      vm, description: snap.description, sourceNode: this.ctx.config.nodeName, peer, mode, jobs: this.jobsRepo, ownJobId, devices, options,
+      gatherFacts: () => gatherPlanFacts(this.ctx, peer, devices, mode, vm.uuid),
       probeControlChannel: () => this.probeControlChannel(peer),
-      libvirtHasJob: () => hasActiveJob(this.ctx, vmName).catch(() => false),
+      libvirtHasJob: () => hasActiveJob(this.ctx, vm.uuid).catch(() => false),
     });
-    return { vmName, uuid: vm.uuid, peer, mode, preflight };
+    return { vmName, uuid: vm.uuid, peer, mode, options, preflight };
   }
 
   /** The exact path virsh migrate takes to the peer's libvirtd (qemu+ssh, pinned host key). */
@@ -91,12 +148,19 @@ export class VmMigrator {
     return r.exitCode === 0 ? null : (r.stderr || r.stdout).trim().split('\n')[0] ?? 'no answer';
   }
 
-  private async migrate(plan: Plan, job: JobContext): Promise<JobOutcome> {
-    const { vmName: name, peer, mode } = plan;
+  private async migrate(req: MoveRequest, job: JobContext): Promise<JobOutcome> {
+    const { vmName: name, uuid, peer, mode } = req;
+    const vmRef = { name, uuid };
     const started = Date.now();
-    const created: string[] = [];
-    let step = 'disks';
-    // Where the time went, per step, for the job record (and for whoever tunes a link).
+    const created: CreatedFile[] = [];
+    const ejected: EjectedMedia[] = [];
+    const files = req.preflight.disks;
+    const onCreated = (f: CreatedFile) => {
+      // Recorded only once the file is ours: cleanup can then never remove another's.
+      created.push(f);
+      job.record({ createdOnDestination: [...created] });
+    };
+    let step = 'prepare';
     const stepMs: Record<string, number> = {};
     let stepStarted = started;
     const enter = (next: string) => {
@@ -106,48 +170,56 @@ export class VmMigrator {
     };
     try {
       let last: MigrationProgress | null = null;
-      let copiedBytes: number | null = null;
+      let copiedBytes = 0;
+      const sums: Record<string, string> = {};
+      const items = req.preflight.plan?.items ?? [];
+      for (const m of items.filter((i) => i.decision === 'eject')) {
+        ejected.push(await ejectMedia(this.ctx, uuid, m, mode === 'live'));
+        job.record({ ejectedMedia: [...ejected] });
+      }
+      const carried = files.filter((f) => f.decision !== 'copy' || mode === 'offline');
       if (mode === 'live') {
-        job.progress({ step, percent: 0 }, `Creating sparse disks for ${name} on ${peer.name}…`);
-        for (const d of plan.preflight.disks) {
-          // Recorded before it exists: a failure half-way through still removes it.
-          created.push(d.path);
-          job.record({ createdOnDestination: [...created] });
-          await createRemoteDisk(peer, d);
+        enter('disks');
+        job.progress({ step, percent: 0 }, `Preparing the disks of ${name} on ${peer.name}…`);
+        for (const d of files.filter((f) => f.decision === 'copy')) {
+          onCreated(await createExclusive(peer, d.path));
+          await createRemoteImage(peer, d);
         }
+      }
+      if (carried.length) {
+        enter(mode === 'live' ? 'disks' : 'copy');
+        const r = await copyFilesToPeer(peer, carried, job, onCreated);
+        copiedBytes = r.bytes;
+        Object.assign(sums, r.sha256);
+      }
+      if (mode === 'live') {
         enter('copy');
-        last = await runLiveCopy(this.ctx, name, peer, job, () => step);
+        last = await runLiveCopy(this.ctx, vmRef, peer, job, () => step, files.filter((f) => f.decision === 'copy').map((f) => f.target!));
       } else {
-        enter('copy');
-        copiedBytes = await copyDisksOffline(peer, plan.preflight.disks, job, (path) => {
-          created.push(path);
-          job.record({ createdOnDestination: [...created] });
-        });
+        // Under the lock since pre-flight, but libvirt can be driven around kvm-ferry (virsh start).
+        const now = await localSide(this.ctx, uuid);
+        if (now?.state !== 'shut off') throw new AppError('VM_STATE_CONFLICT', `VM ${name} is no longer shut off (${now?.state ?? 'gone'}); it was started while its disks were copied.`);
         enter('define');
-        await moveDefinitionOffline(this.ctx, name, peer);
+        await moveDefinitionOffline(this.ctx, vmRef, peer);
       }
 
       enter('verify');
-      // Independent questions to the destination, asked at once over the shared connection.
-      const [, completedInfo, destAllocated] = await Promise.all([
-        this.verifyMoved(plan),
-        mode === 'live' ? peer.virsh(['domjobinfo', '--domain', name, '--completed', '--rawstats'], { check: false }) : null,
-        remoteAllocated(peer, plan.preflight.disks),
-      ]);
-      const completed = completedInfo ? parseDomJobInfoRaw(completedInfo.stdout) : null;
+      const verified = await verifyMoved(this.ctx, req, items, files, sums, this.ctx.sleep);
+      const completed = mode === 'live' ? await completedStats(peer, uuid) : null;
 
       enter('cleanup');
-      const removed = await this.removeSourceDisks(plan.preflight.disks.map((d) => d.path));
+      const removed = await this.removeSourceFiles(req.preflight.disks, mode);
       this.inventory.invalidate();
       const result = {
         from: this.ctx.config.nodeName, to: peer.name, mode, durationMs: Date.now() - started,
         downtimeMs: completed?.downtimeMs ?? null,
         // libvirt's completed statistics: what crossed the wire. The live samples count the
         // disk mirror's progress over the whole virtual size, holes included.
-        bytesMoved: completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? copiedBytes,
-        sourceAllocatedBytes: plan.preflight.disks.reduce((a, d) => a + d.allocatedBytes, 0),
-        destinationAllocatedBytes: destAllocated,
-        sourceDisksRemoved: removed,
+        bytesMoved: (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0) + copiedBytes,
+        sourceAllocatedBytes: files.reduce((a, d) => a + d.allocatedBytes, 0),
+        destinationAllocatedBytes: verified.destinationAllocatedBytes,
+        sourceRemoved: removed,
+        ejectedMedia: ejected,
         stepMs: (enter('done'), stepMs),
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
@@ -155,63 +227,41 @@ export class VmMigrator {
       const verb = mode === 'live' ? 'migrated' : 'moved (offline)';
       return { message: `VM ${name} ${verb} to ${peer.name} in ${(result.durationMs / 1000).toFixed(1)} s${down}.`, result };
     } catch (e) {
-      const outcome = await this.restore(plan, created, job);
+      const reached = SWITCH_OVER_STEPS.has(step);
       const why = job.aborted ? `Migration of ${name} to ${peer.name} was aborted.` : failureSentence(e, step, name, peer.name);
-      throw new AppError('LIBVIRT_FAILED', `${why} ${outcome}`, { detail: describeError(e) + (e instanceof AppError && e.detail ? `\n${e.detail}` : ''), cause: e });
+      const settled = await this.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, job, reached);
+      if (settled.kind === 'moved') {
+        return {
+          message: `VM ${name} ${mode === 'live' ? 'migrated' : 'moved (offline)'} to ${peer.name}, but kvm-ferry lost track at the end (${describeError(e)}); ${settled.note}`,
+          result: { from: this.ctx.config.nodeName, to: peer.name, mode, durationMs: Date.now() - started, interrupted: true, sourceRemoved: [], sourceKept: req.preflight.disks.map((d) => d.path) },
+        };
+      }
+      const detail = describeError(e) + (e instanceof AppError && e.detail ? `\n${e.detail}` : '');
+      throw new AppError('LIBVIRT_FAILED', settled.kind === 'attention' ? `Needs attention: ${why} ${settled.note}` : `${why} ${settled.note}`, { detail, cause: e });
     }
   }
 
-  /** Success means: defined on the destination (running, for live) and gone from here. */
-  private async verifyMoved(plan: Plan): Promise<void> {
-    const { vmName: name, peer, mode } = plan;
-    const [there, stillHere] = await Promise.all([peer.virsh(['domstate', '--domain', name], { check: false }), domainLookup(this.ctx.conn, name)]);
-    const destState = there.stdout.trim();
-    const wanted = mode === 'live' ? 'running' : 'shut off';
-    if (destState !== wanted || stillHere) {
-      throw new AppError('LIBVIRT_FAILED', `the result could not be verified (on ${peer.name}: ${destState || 'absent'}; on ${this.ctx.config.nodeName}: ${stillHere ? 'still defined' : 'gone'})`);
-    }
-  }
-
-  /** Only after the destination is verified; kept when the config says so. */
-  async removeSourceDisks(paths: string[]): Promise<string[]> {
+  /** Only after the destination is verified: what the plan copied and no other VM here uses. */
+  async removeSourceFiles(files: MigrationDisk[], mode: MigrationMode): Promise<string[]> {
     if (this.ctx.config.keepSourceDisks) return [];
     const removed: string[] = [];
-    for (const p of paths) {
-      await unlink(p).then(() => removed.push(p), (e: unknown) => this.ctx.log.warn('source disk not removed', { path: p, error: String(e) }));
+    for (const p of removableAfterMove(files, mode)) {
+      await unlink(p).then(() => removed.push(p), (e: unknown) => this.ctx.log.warn('source file not removed', { path: p, error: String(e) }));
     }
     return removed;
   }
-
-  /**
-   * After a failure: the VM must be running here, nothing of it left there. Destination
-   * state is only removed while the source still has the VM — never the last copy. If the
-   * destination cannot be reached now, the janitor retries later.
-   */
-  async restore(plan: Pick<Plan, 'vmName' | 'uuid' | 'peer'>, created: string[], job: Pick<JobContext, 'record'>): Promise<string> {
-    const { vmName: name, peer } = plan;
-    const here = await domainLookup(this.ctx.conn, name).catch(() => null);
-    if (!here) {
-      return `VM ${name} is no longer on ${this.ctx.config.nodeName}; check node ${peer.name} before doing anything else.`;
-    }
-    if (vmStateFromLibvirt(here.stateCode) === 'paused') await domainResume(this.ctx.conn, name).catch(() => undefined);
-    const state = vmStateFromLibvirt((await domainLookup(this.ctx.conn, name).catch(() => here))?.stateCode ?? here.stateCode);
-    const leftovers: Leftovers = { peer: peer.name, vm: name, uuid: plan.uuid, paths: created };
-    const where = `VM ${name} is still ${state === 'running' ? 'running' : state} on ${this.ctx.config.nodeName} with its disks intact.`;
-    this.inventory.invalidate();
-    try {
-      await removeLeftovers(peer, leftovers);
-      job.record({ leftoversRemoved: true });
-      return where;
-    } catch (e) {
-      job.record({ cleanupPending: true, leftovers });
-      this.ctx.log.warn('could not clean up the destination yet', { peer: peer.name, error: describeError(e) });
-      const what = created.length ? ` (${created.join(', ')})` : '';
-      return `${where} Node ${peer.name} cannot be reached to remove what the migration left there${what}; kvm-ferry retries until it can.`;
-    }
-  }
 }
 
-async function createRemoteDisk(peer: PeerNode, d: MigrationDisk): Promise<void> {
+/**
+ * The VM's own files that moved: its copied disks and carried state (NVRAM, TPM) —
+ * never removable media, never a file another VM here uses.
+ */
+export function removableAfterMove(files: MigrationDisk[], _mode: MigrationMode): string[] {
+  return files.filter((f) => !f.sharedHere && (f.decision === 'copy' || f.decision === 'copy-first' || (f.decision === 'carry' && (f.item === 'nvram' || f.item.startsWith('tpm:'))))).map((f) => f.path);
+}
+
+async function createRemoteImage(peer: PeerNode, d: MigrationDisk): Promise<void> {
+  // Over the empty file this job just claimed (same inode: qemu-img truncates, not replaces).
   const opts = d.format === 'qcow2' ? ['-o', 'preallocation=off'] : [];
   await peer.shell.exec('qemu-img', ['create', '-q', '-f', d.format, ...opts, d.path, String(d.virtualBytes)], {
     timeoutMs: 60_000,
@@ -219,12 +269,12 @@ async function createRemoteDisk(peer: PeerNode, d: MigrationDisk): Promise<void>
   });
 }
 
-async function remoteAllocated(peer: PeerNode, disks: MigrationDisk[]): Promise<number | null> {
-  if (!disks.length) return 0;
-  const r = await peer.shell.exec('stat', ['-c', '%b %B', '--', ...disks.map((d) => d.path)], { check: false });
-  if (r.exitCode !== 0) return null;
-  return r.stdout.split('\n').filter(Boolean).reduce((sum, l) => {
-    const [blocks, size] = l.split(' ').map(Number);
-    return sum + (blocks ?? 0) * (size ?? 512);
-  }, 0);
+/** Best effort: statistics never change the outcome of a move that was verified. */
+async function completedStats(peer: PeerNode, uuid: string): Promise<MigrationProgress | null> {
+  try {
+    const r = await peer.virsh(['domjobinfo', '--domain', uuid, '--completed', '--rawstats'], { check: false });
+    return r.exitCode === 0 ? parseDomJobInfoRaw(r.stdout) : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,13 +1,16 @@
-import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isActive, type Vm } from '../../domain/vm.js';
 import { describeError } from '../../errors.js';
-import type { QemuImg } from '../../adapters/qemu-img/qemu-img.js';
 import type { DomainDescription } from '../../adapters/libvirt/domain-xml.js';
+import type { DomainDevices } from '../../domain/domain-devices.js';
+import { buildMigrationPlan } from '../../domain/migration-plan/build-plan.js';
+import type { MigrationMode, MigrationPlan, PlanItem, PlanOptions } from '../../domain/migration-plan/types.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import type { PeerNode } from './peer-nodes.js';
+import type { GatheredFacts } from './plan-facts.js';
+import { createdFilesFrom } from './remote-files.js';
 
-export type MigrationMode = 'live' | 'offline';
+export type { MigrationMode } from '../../domain/migration-plan/types.js';
 
 export interface PreflightCheck {
   id: string;
@@ -15,18 +18,28 @@ export interface PreflightCheck {
   message: string;
 }
 
+/** A file the migration puts on the destination, from the plan's copy / copy-first / carry items. */
 export interface MigrationDisk {
   path: string;
+  /** Disk target for mirrored disks; null for carried files (NVRAM, TPM state, media). */
+  target: string | null;
+  decision: 'copy' | 'copy-first' | 'carry';
+  /** Plan item id (disk:vda, nvram, tpm:0, cdrom:sda). */
+  item: string;
   format: string;
   virtualBytes: number;
   allocatedBytes: number;
-  /** Apparent file size: what an offline copy reads. */
+  /** Apparent file size: what a copy through SSH reads. */
   fileBytes: number;
+  /** Another VM here uses the file too: it is never removed after the move. */
+  sharedHere: boolean;
 }
 
 export interface PreflightResult {
   go: boolean;
   checks: PreflightCheck[];
+  /** Null when the peer could not be asked (the plan needs its answers). */
+  plan: MigrationPlan | null;
   disks: MigrationDisk[];
 }
 
@@ -37,7 +50,13 @@ export interface PreflightInput {
   peer: PeerNode;
   mode: MigrationMode;
   jobs: JobsRepository;
-  qemuImg: QemuImg;
+  /** The job that holds the VM's lock for this migration (its own row is not "another job"). */
+  ownJobId: number | null;
+  /** The VM's devices as the move sees them (live: running VM plus disks only in its config). */
+  devices: DomainDevices;
+  options: PlanOptions;
+  /** Looks up on both nodes what the plan needs. */
+  gatherFacts: () => Promise<GatheredFacts>;
   /** Reaches the peer's libvirtd the way virsh migrate will; null when it works, else why not. */
   probeControlChannel: () => Promise<string | null>;
   /** True while libvirt itself runs a job (migration, block copy) on the VM. */
@@ -59,18 +78,20 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   if (mode === 'live') add('vm-state', isActive(vm.state), isActive(vm.state) ? `VM ${vm.name} is running.` : `VM ${vm.name} is not running; use offline migration for a shut-off VM.`);
   else add('vm-state', vm.state === 'shut-off', vm.state === 'shut-off' ? `VM ${vm.name} is shut off.` : `VM ${vm.name} is running; shut it down for an offline migration, or migrate it live.`);
 
-  const busy = input.jobs.runningFor(input.sourceNode, vm.name);
+  const running = input.jobs.runningFor(input.sourceNode, vm.name);
+  const busy = running && running.id !== input.ownJobId ? running : null;
+  const pending = pendingCleanup(input);
   // libvirt can still be winding down an earlier migration (e.g. its disk copy to a peer
   // whose link was cut) after kvm-ferry's own job has ended.
   const libvirtBusy = !busy && (await input.libvirtHasJob());
-  add('vm-idle', !busy && !libvirtBusy, busy ? `VM ${vm.name} is busy with job #${busy.id} (${busy.kind}).` : libvirtBusy ? `libvirt is still finishing an earlier job on VM ${vm.name} (e.g. a cancelled migration); wait a minute and try again.` : 'No other job runs on the VM.');
-
-  const disks = await localDisks(input, add);
+  add('vm-idle', !busy && !libvirtBusy && !pending, busy ? `VM ${vm.name} is busy with job #${busy.id} (${busy.kind}).` : libvirtBusy ? `libvirt is still finishing an earlier job on VM ${vm.name} (e.g. a cancelled migration); wait a minute and try again.` : pending ? pending : 'No other job runs on the VM.');
+  let plan: MigrationPlan | null = null;
+  let disks: MigrationDisk[] = [];
 
   const blocked = await peer.blockedReason();
   if (blocked) {
     add('peer-reachable', false, blocked);
-    return { go: false, checks, disks };
+    return { go: false, checks, plan, disks };
   }
   let hostname: string;
   try {
@@ -78,21 +99,20 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
     const r = await peer.virsh(['hostname'], { check: false, timeoutMs: 10_000 });
     if (r.exitCode !== 0) {
       add('peer-reachable', false, `libvirtd on node ${peer.name} does not answer; start it there (systemctl start libvirtd).`);
-      return { go: false, checks, disks };
+      return { go: false, checks, plan, disks };
     }
     hostname = r.stdout.trim();
   } catch (e) {
     add('peer-reachable', false, describeError(e));
-    return { go: false, checks, disks };
+    return { go: false, checks, plan, disks };
   }
   add('peer-reachable', true, `Node ${peer.name} (${hostname}) answers over SSH and libvirt.`);
   // Independent questions, asked at once (they share one SSH connection).
-  const [linkProblem, names, uuids, existing, space, mem, caps] = await Promise.all([
+  const [linkProblem, names, uuids, facts, mem, caps] = await Promise.all([
     input.probeControlChannel(),
     peer.virsh(['list', '--all', '--name']),
     peer.virsh(['list', '--all', '--uuid']),
-    disks.length ? peer.shell.exec('stat', ['-c', '%n', '--', ...disks.map((d) => d.path)], { check: false }) : null,
-    disks.length ? spaceProblems(peer, disks) : [],
+    input.gatherFacts().catch((e: unknown) => new Error(describeError(e))),
     mode === 'live' ? peer.virsh(['nodememstats']) : null,
     peer.virsh(['capabilities']),
   ]);
@@ -102,11 +122,19 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   add('name-free', !has(names.stdout, vm.name), has(names.stdout, vm.name) ? `A VM named ${vm.name} already exists on node ${peer.name}.` : `No VM named ${vm.name} on node ${peer.name}.`);
   add('uuid-free', !has(uuids.stdout, vm.uuid), has(uuids.stdout, vm.uuid) ? `A VM with UUID ${vm.uuid} already exists on node ${peer.name}.` : 'The UUID is free there.');
 
-  if (existing) {
-    const taken = existing.stdout.split('\n').filter(Boolean);
-    add('paths-free', taken.length === 0, taken.length ? `Disk file(s) already exist on node ${peer.name}: ${taken.join(', ')}; move them away first.` : 'The disk paths are free there.');
-    add('disk-space', space.length === 0, space.length ? `Not enough disk space: ${space.join('; ')}.` : `Node ${peer.name} has room for the disks.`);
+  if (facts instanceof Error) {
+    add('devices', false, `Could not look at the VM's devices on both nodes: ${facts.message}`);
+  } else {
+    plan = buildMigrationPlan({ mode, vm: vm.name, source: input.sourceNode, dest: peer.name, devices: input.devices, sourceFacts: facts.source, destFacts: facts.dest, options: input.options });
+    disks = filesToMove(plan.items, facts);
+    const refused = plan.items.filter((i) => i.decision === 'refuse');
+    const claimed = pendingPathCleanup(input, disks);
+    add('devices', refused.length === 0 && !claimed, refused.length
+      ? `${refused.length === 1 ? 'One device stops' : `${refused.length} devices stop`} the move: ${refused.map((i) => `${i.reason}${i.fix ? ` ${i.fix}` : ''}`).join(' ')}`
+      : claimed ?? describePlan(plan, mode));
   }
+  const space = disks.length ? await spaceProblems(peer, disks) : [];
+  if (disks.length) add('disk-space', space.length === 0, space.length ? `Not enough disk space: ${space.join('; ')}.` : `Node ${peer.name} has room for the disks.`);
 
   if (mem) {
     const kib = (k: string) => Number(new RegExp(`^${k}\\s*:\\s*(\\d+)`, 'm').exec(mem.stdout)?.[1] ?? 0);
@@ -120,36 +148,62 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   const emuOk = !emulator || caps.stdout.includes(`<emulator>${emulator}</emulator>`);
   add('hypervisor', archOk && emuOk, archOk && emuOk ? `Node ${peer.name} runs ${arch ?? 'the same architecture'} with ${emulator ?? 'the same emulator'}.` : `Node ${peer.name} lacks ${!archOk ? `the ${arch} architecture` : `the emulator ${emulator}`}; install the same QEMU there.`);
 
-  return { go: checks.every((c) => c.ok), checks, disks };
+  return { go: checks.every((c) => c.ok), checks, plan, disks };
 }
 
-async function localDisks(input: PreflightInput, add: (id: string, ok: boolean, m: string) => void): Promise<MigrationDisk[]> {
+/** A failed migration whose leftovers on some node still wait for removal blocks a new one for the VM. */
+function pendingCleanup(input: PreflightInput): string | null {
+  const job = input.jobs.withPendingCleanup().find((j) => {
+    const l = j.result?.leftovers as { uuid?: string; vm?: string } | undefined;
+    return l?.uuid === input.vm.uuid || j.vm === input.vm.name;
+  });
+  if (!job) return null;
+  const files = createdFilesFrom((job.result?.leftovers as { created?: unknown } | undefined)?.created).map((f) => f.path);
+  return `What failed migration #${job.id} left on node ${String((job.result?.leftovers as { peer?: string }).peer ?? '?')}${files.length ? ` (${files.join(', ')})` : ''} is not removed yet; kvm-ferry retries every few seconds — wait until it is, then migrate.`;
+}
+
+/** Another VM's failed migration to the same node left a file at a path this one needs. */
+function pendingPathCleanup(input: PreflightInput, disks: MigrationDisk[]): string | null {
+  const wanted = new Set(disks.map((d) => d.path));
+  for (const j of input.jobs.withPendingCleanup()) {
+    const l = j.result?.leftovers as { peer?: string; created?: unknown } | undefined;
+    if (l?.peer !== input.peer.name) continue;
+    const hit = createdFilesFrom(l.created).find((f) => wanted.has(f.path));
+    if (hit) return `${hit.path} on node ${input.peer.name} is what failed migration #${j.id} left there and is not removed yet; kvm-ferry retries every few seconds — wait until it is, then migrate.`;
+  }
+  return null;
+}
+
+function filesToMove(items: PlanItem[], facts: GatheredFacts): MigrationDisk[] {
   const out: MigrationDisk[] = [];
-  const problems: string[] = [];
-  for (const d of input.vm.disks.filter((x) => x.device === 'disk')) {
-    if (d.type !== 'file' || !d.path || !d.path.startsWith('/')) {
-      problems.push(`${d.target} is not a local file (${d.type})`);
-      continue;
-    }
-    try {
-      const info = await input.qemuImg.info(d.path);
-      if (info.backingFile) {
-        problems.push(`${d.path} has a backing file (${info.backingFile}); flatten it first (qemu-img convert) — backing chains are not migrated`);
-        continue;
-      }
-      if (info.format !== 'qcow2' && info.format !== 'raw') {
-        problems.push(`${d.path} is ${info.format}; only qcow2 and raw are migrated`);
-        continue;
-      }
-      const fileBytes = (await stat(d.path)).size;
-      out.push({ path: d.path, format: info.format, virtualBytes: info.virtualBytes, allocatedBytes: d.allocatedBytes ?? info.actualBytes ?? info.virtualBytes, fileBytes });
-    } catch (e) {
-      problems.push(describeError(e));
+  for (const i of items) {
+    if ((i.decision !== 'copy' && i.decision !== 'copy-first' && i.decision !== 'carry') || !i.path) continue;
+    const paths = i.id.startsWith('tpm:') ? facts.source.tpmStateFiles : [i.path];
+    for (const path of paths) {
+      const image = facts.source.images[path];
+      const size = facts.source.files[path]?.sizeBytes ?? 0;
+      out.push({
+        path, target: i.decision === 'carry' ? null : i.target, decision: i.decision, item: i.id, format: image?.format ?? i.format ?? 'raw',
+        virtualBytes: image?.virtualBytes ?? size, allocatedBytes: image?.allocatedBytes ?? size, fileBytes: image?.fileBytes ?? size,
+        sharedHere: (facts.source.otherUsers[path] ?? []).length > 0,
+      });
     }
   }
-  const how = input.mode === 'live' ? 'while the VM runs' : 'through SSH, then checked';
-  add('disks-supported', problems.length === 0, problems.length ? `Disk(s) cannot be migrated: ${problems.join('; ')}.` : `${out.length} disk(s) will be copied ${how}.`);
   return out;
+}
+
+function describePlan(plan: MigrationPlan, mode: MigrationMode): string {
+  const count = (d: string) => plan.items.filter((i) => i.decision === d).length;
+  const parts = [
+    count('copy') ? `${count('copy')} disk(s) ${mode === 'live' ? 'mirrored while the VM runs' : 'copied through SSH and checked'}` : null,
+    count('copy-first') ? `${count('copy-first')} read-only disk(s) copied first` : null,
+    count('carry') ? `${count('carry')} file(s) carried over` : null,
+    count('stream') ? `${count('stream')} item(s) in the migration stream` : null,
+    count('present') ? `${count('present')} already identical there` : null,
+    count('shared') ? `${count('shared')} on shared storage` : null,
+    count('eject') ? `${count('eject')} media ejected for the move` : null,
+  ].filter(Boolean);
+  return parts.length ? `Every device can move: ${parts.join(', ')}.` : 'Every device can move; there is nothing to copy.';
 }
 
 async function spaceProblems(peer: PeerNode, disks: MigrationDisk[]): Promise<string[]> {

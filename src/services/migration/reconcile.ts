@@ -1,7 +1,7 @@
 import { AppError } from '../../errors.js';
 import type { Job } from '../../domain/job.js';
 import { parseDomJobInfoRaw } from '../../domain/migration-progress.js';
-import { domainLookup } from '../../adapters/libvirt/domain.js';
+import { unlink } from 'node:fs/promises';
 import { buildJobInfoArgs } from '../../adapters/virsh/migrate-args.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import type { JobContext, JobOutcome, JobRunner } from '../job-runner.js';
@@ -9,14 +9,20 @@ import type { NodeContext } from '../node-context.js';
 import type { VmMigrator } from './migrate-vm.js';
 import type { PeerDirectory } from './peer-nodes.js';
 import { hasActiveJob } from './live-copy.js';
+import { createdFilesFrom } from './remote-files.js';
+import type { EjectedMedia } from './settle.js';
+import { localSide } from './vm-sides.js';
+import { remoteFileFact } from './plan-facts.js';
 
 const FOLLOW_INTERVAL_MS = 1000;
 const FOLLOW_LIMIT_MS = 6 * 3600_000;
 
 /**
- * On start-up, settles migrations a previous process left "running", from libvirt's
- * real state: still migrating → followed to the end; VM now on the destination → ok;
- * VM still here → failed, VM resumed, destination leftovers removed.
+ * The one start-up reconciler for migrations: settles those a previous process left
+ * "running", from both nodes' libvirt: still migrating → followed to the end; on the
+ * destination only → ok; still here and not running there → failed, VM resumed,
+ * destination leftovers removed; running there and still defined here → needs
+ * attention, nothing touched.
  */
 export class MigrationReconciler {
   constructor(
@@ -38,39 +44,44 @@ export class MigrationReconciler {
     const name = job.vm ?? '';
     const uuid = typeof job.params.uuid === 'string' ? job.params.uuid : '';
     const to = typeof job.params.to === 'string' ? job.params.to : '';
+    const mode = job.params.mode === 'offline' ? 'offline' : 'live';
     const peer = this.peers.get(to);
     if (!name || !uuid || !peer) {
-      throw new AppError('LIBVIRT_FAILED', `Migration of ${name} was interrupted when kvm-ferry restarted; check node ${this.ctx.config.nodeName} and node ${to} by hand.`);
+      throw new AppError('LIBVIRT_FAILED', `Migration of ${name} was interrupted when kvm-ferry restarted before it had been checked; check node ${this.ctx.config.nodeName}${to ? ` and node ${to}` : ''} by hand.`);
     }
     const started = Date.now();
-    while ((await this.isHere(name, uuid)) && (await hasActiveJob(this.ctx, name))) {
-      const r = await this.ctx.run('virsh', buildJobInfoArgs(this.ctx.config.libvirtUri, name, false), { timeoutMs: 10_000, check: false });
+    while ((await this.isHere(uuid)) && (await hasActiveJob(this.ctx, uuid))) {
+      const r = await this.ctx.run('virsh', buildJobInfoArgs(this.ctx.config.libvirtUri, uuid, false), { timeoutMs: 10_000, check: false });
       const p = parseDomJobInfoRaw(r.stdout);
       if (p) jc.progress({ step: 'copy', ...p }, `Migrating ${name} to ${to}: ${p.percent}% (followed after a restart)`);
       if (Date.now() - started > FOLLOW_LIMIT_MS) break;
       await this.ctx.sleep(FOLLOW_INTERVAL_MS);
     }
-
-    if (!(await this.isHere(name, uuid))) {
-      const there = await peer.virsh(['list', '--all', '--uuid'], { timeoutMs: 15_000 });
-      if (!there.stdout.split('\n').some((l) => l.trim() === uuid)) {
-        throw new AppError('LIBVIRT_FAILED', `VM ${name} is on neither ${this.ctx.config.nodeName} nor ${to} after kvm-ferry restarted during its migration; check both nodes before doing anything else.`);
+    const created = createdFilesFrom(job.result?.createdOnDestination);
+    const ejected = Array.isArray(job.result?.ejectedMedia) ? (job.result.ejectedMedia as EjectedMedia[]) : [];
+    const settled = await this.migrator.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, jc, true);
+    if (settled.kind === 'moved') {
+      // libvirt finished the move on its own: remove here only what the plan copied and
+      // the destination verifiably holds.
+      const planned = Array.isArray(job.params.removeAfter) ? job.params.removeAfter.filter((d): d is string => typeof d === 'string') : [];
+      const present = await Promise.all(planned.map(async (p) => (await remoteFileFact(peer, p).catch(() => ({ kind: 'missing' as const }))).kind === 'file'));
+      const removed: string[] = [];
+      if (!this.ctx.config.keepSourceDisks) {
+        for (const [i, p] of planned.entries()) {
+          if (present[i]) await unlink(p).then(() => removed.push(p), () => undefined);
+        }
       }
-      const disks = Array.isArray(job.params.disks) ? job.params.disks.filter((d): d is string => typeof d === 'string') : [];
-      const removed = await this.migrator.removeSourceDisks(disks);
       jc.progress({ step: 'done', percent: 100 });
       return {
         message: `VM ${name} migrated to ${to}; the migration finished while kvm-ferry was restarting.`,
-        result: { from: this.ctx.config.nodeName, to, reconciled: true, sourceDisksRemoved: removed },
+        result: { from: this.ctx.config.nodeName, to, mode, reconciled: true, sourceRemoved: removed, sourceKept: planned.filter((p) => !removed.includes(p)) },
       };
     }
-    const created = Array.isArray(job.result?.createdOnDestination) ? (job.result.createdOnDestination as string[]) : [];
-    const outcome = await this.migrator.restore({ vmName: name, uuid, peer }, created, jc);
-    throw new AppError('LIBVIRT_FAILED', `Migration of ${name} to ${to} was interrupted when kvm-ferry restarted. ${outcome}`);
+    if (settled.kind === 'attention') throw new AppError('LIBVIRT_FAILED', `Needs attention: migration of ${name} to ${to} was interrupted when kvm-ferry restarted. ${settled.note}`);
+    throw new AppError('LIBVIRT_FAILED', `Migration of ${name} to ${to} was interrupted when kvm-ferry restarted. ${settled.note}`);
   }
 
-  private async isHere(name: string, uuid: string): Promise<boolean> {
-    const d = await domainLookup(this.ctx.conn, name);
-    return d !== null && d.description.uuid === uuid;
+  private async isHere(uuid: string): Promise<boolean> {
+    return (await localSide(this.ctx, uuid)) !== null;
   }
 }

@@ -1,0 +1,87 @@
+import { describeError } from '../../errors.js';
+import { describeSide, settleInterrupted, UNKNOWN, type SideState } from '../../domain/migration-outcome.js';
+import type { JobContext } from '../job-runner.js';
+import type { NodeContext } from '../node-context.js';
+import type { VmInventory } from '../vm-inventory.js';
+import type { PeerNode } from './peer-nodes.js';
+import { removeLeftovers, type Leftovers } from './leftovers.js';
+import type { CreatedFile } from './remote-files.js';
+import { localSide, peerSideOrUnknown } from './vm-sides.js';
+import { reinsertMedia } from './media.js';
+
+export interface EjectedMedia {
+  target: string;
+  path: string;
+  running: boolean;
+}
+
+export interface SettleTarget {
+  vmName: string;
+  uuid: string;
+  peer: PeerNode;
+  mode: 'live' | 'offline';
+}
+
+export interface Settled {
+  kind: 'moved' | 'not-moved' | 'attention';
+  /** Sentences for the job's message: where the VM is and what was (not) done. */
+  note: string;
+}
+
+/**
+ * After a failed or interrupted move: reads both nodes and acts only on what they say.
+ * Destination running → it is the current copy: nothing is resumed or destroyed. Still
+ * here and not running there → the VM is resumed here, its media re-inserted, and what
+ * the job made on the destination removed (or left for the janitor when it is unreachable).
+ */
+export class MoveSettler {
+  constructor(private readonly ctx: NodeContext, private readonly inventory: VmInventory) {}
+
+  async settle(t: SettleTarget, created: CreatedFile[], ejected: EjectedMedia[], job: Pick<JobContext, 'record'>, _reachedSwitchOver: boolean): Promise<Settled> {
+    const from = this.ctx.config.nodeName;
+    const names = { vm: t.vmName, from, to: t.peer.name };
+    let source: SideState | null;
+    try {
+      source = await localSide(this.ctx, t.uuid);
+    } catch (e) {
+      job.record({ needsAttention: true });
+      return { kind: 'attention', note: `libvirt on ${from} could not be asked where VM ${t.vmName} is (${describeError(e)}); nothing was resumed or removed — check both nodes.` };
+    }
+    const dest = await peerSideOrUnknown(t.peer, t.uuid, this.ctx.sleep);
+    const verdict = settleInterrupted(t.mode, source, dest, names);
+    this.inventory.invalidate();
+    const sides = { source: source ? describeSide(from, source) : `not defined on ${from}`, destination: dest === UNKNOWN ? `unknown (${t.peer.name} unreachable)` : describeSide(t.peer.name, dest) };
+    if (verdict.kind === 'moved') {
+      job.record({ settledAs: 'moved', sides });
+      return { kind: 'moved', note: `it is ${sides.destination}. Its files on ${from} were kept; remove them once you have checked ${t.peer.name}.` };
+    }
+    if (verdict.kind === 'attention') {
+      job.record({ needsAttention: true, sides });
+      return { kind: 'attention', note: `${verdict.why} Nothing was resumed, destroyed or deleted.` };
+    }
+    return { kind: 'not-moved', note: await this.restore(t, source!, created, ejected, job) };
+  }
+
+  private async restore(t: SettleTarget, source: SideState, created: CreatedFile[], ejected: EjectedMedia[], job: Pick<JobContext, 'record'>): Promise<string> {
+    const from = this.ctx.config.nodeName;
+    if (source.state === 'paused') {
+      await this.ctx.run('virsh', ['-c', this.ctx.config.libvirtUri, 'resume', '--domain', t.uuid], { check: false, timeoutMs: 30_000 });
+    }
+    const now = (await localSide(this.ctx, t.uuid).catch(() => source)) ?? source;
+    const running = now.state === 'running';
+    const mediaProblems = ejected.length ? await reinsertMedia(this.ctx, t.uuid, ejected, running) : [];
+    const media = ejected.length ? (mediaProblems.length ? ` ${mediaProblems.join('; ')}.` : ' Its ejected media were put back.') : '';
+    const where = `VM ${t.vmName} is still ${running ? 'running' : now.state} on ${from} with its disks intact.${media}`;
+    const leftovers: Leftovers = { peer: t.peer.name, vm: t.vmName, uuid: t.uuid, created };
+    try {
+      const { left } = await removeLeftovers(t.peer, leftovers);
+      job.record({ leftoversRemoved: true, ...(left.length ? { leftAlone: left } : {}) });
+      return left.length ? `${where} Left alone on ${t.peer.name} (no longer the files this job made): ${left.join(', ')}.` : where;
+    } catch (e) {
+      job.record({ cleanupPending: true, leftovers });
+      this.ctx.log.warn('could not clean up the destination yet', { peer: t.peer.name, error: describeError(e) });
+      const what = created.length ? ` (${created.map((c) => c.path).join(', ')})` : '';
+      return `${where} Node ${t.peer.name} cannot be reached to remove what the migration left there${what}; kvm-ferry retries until it can.`;
+    }
+  }
+}
