@@ -4,6 +4,7 @@ import type { Job } from '../domain/job.js';
 import { isActive, vmStateFromLibvirt } from '../domain/vm.js';
 import { domainList, type DomainSnapshot } from '../adapters/libvirt/domain.js';
 import { describeError } from '../errors.js';
+import { isUuid } from '../domain/uuid.js';
 import type { CommandResult } from '../adapters/process/run-command.js';
 import type { NodeContext } from './node-context.js';
 import type { OrphanVerdict } from './job-runner.js';
@@ -40,7 +41,7 @@ function unknownOutcome(job: Job): OrphanVerdict {
 async function decide(job: Job, domains: DomainSnapshot[], ctx: Ctx, peers?: PeerLookup): Promise<OrphanVerdict> {
   const vm = job.vm;
   if (!vm) return unknownOutcome(job);
-  const dom = domains.find((d) => d.description.name === vm) ?? null;
+  const dom = findDomain(job, vm, domains);
   const active = dom !== null && isActive(vmStateFromLibvirt(dom.stateCode));
   const settled = (ok: boolean, what: string, result?: Record<string, unknown>): OrphanVerdict => ({
     state: ok ? 'ok' : 'failed',
@@ -64,6 +65,17 @@ async function decide(job: Job, domains: DomainSnapshot[], ctx: Ctx, peers?: Pee
     default:
       return unknownOutcome(job);
   }
+}
+
+/**
+ * The VM the job acted on: by the UUID it recorded (power jobs in their params, a create
+ * once it defined the VM), so a VM deleted and re-created under the same name is not
+ * mistaken for it; by name only for jobs that recorded none.
+ */
+function findDomain(job: Job, vm: string, domains: DomainSnapshot[]): DomainSnapshot | null {
+  const recorded = job.result?.uuid ?? job.params.uuid;
+  if (isUuid(recorded)) return domains.find((d) => d.description.uuid.toLowerCase() === recorded) ?? null;
+  return domains.find((d) => d.description.name === vm) ?? null;
 }
 
 /**

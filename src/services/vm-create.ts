@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AppError, badInput } from '../errors.js';
 import { parseCreateVmRequest, type CreateVmRequest } from '../domain/vm-spec.js';
 import type { Job } from '../domain/job.js';
-import { domainCreate, domainDefineXml, domainList, domainLookup, domainUndefine } from '../adapters/libvirt/domain.js';
+import { domainCreateByUuid, domainDefineXml, domainList, domainLookup, domainUndefineByUuid, type DomainRef } from '../adapters/libvirt/domain.js';
 import { pathExists, resolveFileInside } from '../adapters/host/disk-files.js';
 import { isTcpPortFree } from '../adapters/host/ports.js';
 import type { VirtInstallDisk, VirtInstallSpec, VmNetworkChoice } from '../adapters/virt-install/virt-install.js';
@@ -31,7 +31,8 @@ export class VmCreator {
     return this.ctx.jobs.submit(
       { kind: 'create', node: this.ctx.config.nodeName, vm: name, user, message: `Creating VM ${name}…`, params: { ...req, imagePath: req.source.kind === 'import' ? resolved.disks[0]?.path ?? null : null, newDiskPath: resolved.newDiskPath } },
       async (job) => {
-        let defined = false;
+        // Set once libvirt has defined it: starting and rolling back go by its UUID.
+        let defined: DomainRef | null = null;
         try {
           if (resolved.newDiskPath) {
             job.progress({ step: 'disk' }, `Creating a ${req.diskGiB} GiB disk for ${name}…`);
@@ -40,11 +41,11 @@ export class VmCreator {
           }
           job.progress({ step: 'define' }, `Defining VM ${name}…`);
           const xml = await this.ctx.virtInstall.printXml(await this.installSpec(req, resolved.disks));
-          await domainDefineXml(this.ctx.conn, xml, name);
-          defined = true;
+          defined = await domainDefineXml(this.ctx.conn, xml, name);
+          job.record({ uuid: defined.uuid });
           if (req.start) {
             job.progress({ step: 'start' }, `Starting VM ${name}…`);
-            await domainCreate(this.ctx.conn, name);
+            await domainCreateByUuid(this.ctx.conn, defined);
           }
           this.inventory.invalidate();
           return {
@@ -52,7 +53,7 @@ export class VmCreator {
             result: { disk: resolved.newDiskPath ?? resolved.disks[0]?.path ?? null },
           };
         } catch (e) {
-          await this.rollback(name, defined, resolved.newDiskPath);
+          await this.rollback(defined, resolved.newDiskPath);
           throw e;
         }
       },
@@ -60,9 +61,9 @@ export class VmCreator {
   }
 
   /** Leaves the node as it was: nothing defined, no disk this job made. */
-  private async rollback(name: string, defined: boolean, newDisk: string | null): Promise<void> {
+  private async rollback(defined: DomainRef | null, newDisk: string | null): Promise<void> {
     if (defined) {
-      await domainUndefine(this.ctx.conn, name).catch((e) => this.ctx.log.warn('rollback undefine failed', { vm: name, error: String(e) }));
+      await domainUndefineByUuid(this.ctx.conn, defined).catch((e) => this.ctx.log.warn('rollback undefine failed', { vm: defined.name, uuid: defined.uuid, error: String(e) }));
     }
     if (newDisk) await unlink(newDisk).catch(() => undefined);
   }

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.js';
 import { vmStateFromLibvirt, type Vm } from '../domain/vm.js';
-import { domainList, domainLookup, type DomainSnapshot } from '../adapters/libvirt/domain.js';
+import { domainList, domainLookup, domainLookupByUuid, type DomainSnapshot } from '../adapters/libvirt/domain.js';
 import { readDiskUsage } from '../adapters/host/disk-files.js';
 import type { NodeContext } from './node-context.js';
 
@@ -12,21 +12,27 @@ const AUTOSTART_TTL_MS = 5_000;
  * not pay a process spawn on every render.
  */
 export class VmInventory {
-  private autostart: { names: Set<string>; at: number } | null = null;
+  private autostart: { uuids: Set<string>; at: number } | null = null;
   private autostartRefresh: Promise<void> | null = null;
 
   constructor(private readonly ctx: NodeContext) {}
 
   async list(): Promise<Vm[]> {
     const snaps = await domainList(this.ctx.conn);
-    const autostart = await this.autostartNames();
+    const autostart = await this.autostartUuids();
     const vms = await Promise.all(snaps.map((s) => this.toVm(s, autostart)));
     return vms.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** Exact name match: the VM it answers with carries the UUID every action then uses. */
   async find(name: string): Promise<Vm | null> {
     const s = await domainLookup(this.ctx.conn, name);
-    return s ? this.toVm(s, await this.autostartNames()) : null;
+    return s ? this.toVm(s, await this.autostartUuids()) : null;
+  }
+
+  async findByUuid(uuid: string): Promise<Vm | null> {
+    const s = await domainLookupByUuid(this.ctx.conn, uuid);
+    return s ? this.toVm(s, await this.autostartUuids()) : null;
   }
 
   async get(name: string): Promise<Vm> {
@@ -39,13 +45,13 @@ export class VmInventory {
     this.autostart = null;
   }
 
-  private async autostartNames(): Promise<Set<string> | null> {
+  private async autostartUuids(): Promise<Set<string> | null> {
     const fresh = this.autostart && Date.now() - this.autostart.at < AUTOSTART_TTL_MS;
     if (!fresh && !this.autostartRefresh) {
       this.autostartRefresh = this.ctx.virsh
-        .autostartNames()
-        .then((names) => {
-          this.autostart = { names, at: Date.now() };
+        .autostartUuids()
+        .then((uuids) => {
+          this.autostart = { uuids, at: Date.now() };
         })
         .catch((e) => this.ctx.log.warn('autostart list failed', { error: String(e) }))
         .finally(() => {
@@ -54,7 +60,7 @@ export class VmInventory {
     }
     // First call waits for the answer; later ones use the stale set while it refreshes.
     if (!this.autostart && this.autostartRefresh) await this.autostartRefresh;
-    return this.autostart?.names ?? null;
+    return this.autostart?.uuids ?? null;
   }
 
   private async toVm(s: DomainSnapshot, autostart: Set<string> | null): Promise<Vm> {
@@ -75,7 +81,7 @@ export class VmInventory {
       vncPort: d.vnc?.port ?? null,
       vncListen: d.vnc?.listen ?? null,
       disks,
-      autostart: autostart ? autostart.has(d.name) : null,
+      autostart: autostart ? autostart.has(d.uuid.toLowerCase()) : null,
       osVariant: d.osVariant,
     };
   }

@@ -72,7 +72,7 @@ export function apiRoutes(deps: AppDeps): Router {
   });
 
   r.post('/nodes/:node/vms/:vm/start', async (req, res) => {
-    await sendJob(req, res, await local(req).power.start(req.params.vm, requestUser(req)));
+    await sendJob(req, res, await local(req).power.start(req.params.vm, requestUser(req), bodyOf(req)));
   });
 
   r.post('/nodes/:node/vms/:vm/shutdown', async (req, res) => {
@@ -80,7 +80,7 @@ export function apiRoutes(deps: AppDeps): Router {
   });
 
   r.post('/nodes/:node/vms/:vm/poweroff', async (req, res) => {
-    await sendJob(req, res, await local(req).power.poweroff(req.params.vm, requestUser(req)));
+    await sendJob(req, res, await local(req).power.poweroff(req.params.vm, requestUser(req), bodyOf(req)));
   });
 
   r.delete('/nodes/:node/vms/:vm', async (req, res) => {

@@ -149,6 +149,11 @@ describe('live migration between two lab nodes', () => {
       await page.waitForURL(/\/migrate\?to=/);
       expect(await page.locator('.preflight').getAttribute('data-go')).toBe('true');
       expect(await page.locator('li.check-no').count()).toBe(0);
+      // The plan, one row per device: the boot disk is mirrored, the serial log reopened there.
+      const disk = page.locator('tr.plan-item[data-item="disk:vda"]');
+      expect(await disk.getAttribute('data-decision')).toBe('copy');
+      expect(await disk.innerText()).toMatch(/✓[\s\S]*\/var\/lib\/kvm-ferry\/images\/ferry-live\.qcow2[\s\S]*Mirrored to lab-b while the VM runs/);
+      expect(await page.locator('tr.plan-no').count()).toBe(0);
       await page.locator('#migrate-now').click();
       await page.waitForURL(/\/nodes\/lab-a\/jobs\/\d+$/);
       // Sample the bar as the events move it, until the page shows the outcome.

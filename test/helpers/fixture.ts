@@ -5,11 +5,15 @@ import { randomUUID } from 'node:crypto';
 
 export interface FixtureDomain {
   name: string;
+  /** Fixed UUID (default: a random one). */
+  uuid?: string;
   state?: 'running' | 'shut-off' | 'paused';
   vcpus?: number;
   memoryMiB?: number;
   disks?: { path: string; format?: string; device?: 'disk' | 'cdrom' }[];
   vncPort?: number;
+  /** One snapshot in libvirt's metadata: the binding's flagless undefine then refuses, as for a UEFI VM's NVRAM. */
+  snapshot?: boolean;
 }
 
 export interface Fixture {
@@ -36,9 +40,15 @@ export function domainXml(d: FixtureDomain): string {
     .join('');
   const vnc = d.vncPort ? `<graphics type="vnc" port="${d.vncPort}" listen="127.0.0.1"/>` : '';
   const state = d.state && d.state !== 'running' ? `<test:runstate>${RUNSTATE[d.state]}</test:runstate>` : '';
-  return `<domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0">${state}<name>${esc(d.name)}</name><uuid>${randomUUID()}</uuid>` +
-    `<memory unit="MiB">${d.memoryMiB ?? 256}</memory><vcpu>${d.vcpus ?? 1}</vcpu><os><type arch="x86_64">hvm</type></os>` +
-    `<devices>${disks}${vnc}</devices></domain>`;
+  const uuid = d.uuid ?? randomUUID();
+  const os = '<os><type arch="x86_64">hvm</type></os>';
+  const snapshot = d.snapshot
+    ? `<test:domainsnapshot><name>snap1</name><state>shutoff</state><creationTime>1</creationTime><active>0</active>` +
+      `<domain type="test"><name>${esc(d.name)}</name><uuid>${uuid}</uuid><memory unit="MiB">${d.memoryMiB ?? 256}</memory>${os}</domain></test:domainsnapshot>`
+    : '';
+  return `<domain type="test" xmlns:test="http://libvirt.org/schemas/domain/test/1.0">${state}<name>${esc(d.name)}</name><uuid>${uuid}</uuid>` +
+    `<memory unit="MiB">${d.memoryMiB ?? 256}</memory><vcpu>${d.vcpus ?? 1}</vcpu>${os}` +
+    `<devices>${disks}${vnc}</devices>${snapshot}</domain>`;
 }
 
 /** Writes a fixture file (host with `cpus` CPUs and `memoryMiB` RAM) and the directories a config needs. */

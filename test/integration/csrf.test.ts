@@ -45,6 +45,8 @@ describe('CSRF token on page forms', () => {
     const { token } = await pageForm(app);
     const r = await postForm(app, '/nodes/alpha/vms/b/start', { _csrf: token });
     expect(r.status).toBe(303);
+    // The form answers once the job is started, not finished.
+    await app.deps.jobs.drain();
     expect(await vmState(app, 'b')).toBe('running');
     // The secret is private to root.
     expect(statSync(join(f.dataDir, 'csrf.key')).mode & 0o777).toBe(0o600);

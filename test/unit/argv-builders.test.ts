@@ -51,7 +51,7 @@ describe('buildVirtInstallArgs', () => {
 describe('virsh and qemu-img argv', () => {
   it('matches the golden argv', () => {
     expectGolden('virsh-and-qemu-img', {
-      undefine: buildUndefineArgs('qemu:///system', 'web-01'),
+      undefine: buildUndefineArgs('qemu:///system', '0f8fad5b-d9cb-469f-a165-70867728950e'),
       autostart: buildListAutostartArgs('qemu:///system'),
       netInfo: buildNetInfoArgs('qemu:///system', 'default'),
       qemuImgCreate: buildCreateArgs('/var/lib/libvirt/images/web-01.qcow2', 10 * 1024 ** 3),
@@ -59,8 +59,15 @@ describe('virsh and qemu-img argv', () => {
     });
   });
 
-  it('passes the VM name as the value of --domain so a leading dash cannot become an option', () => {
-    const a = buildUndefineArgs('qemu:///system', 'x');
-    expect(a[a.indexOf('--domain') + 1]).toBe('x');
+  it('passes the VM UUID (lower-cased) as the value of --domain', () => {
+    const a = buildUndefineArgs('qemu:///system', '0F8FAD5B-D9CB-469F-A165-70867728950E');
+    expect(a[a.indexOf('--domain') + 1]).toBe('0f8fad5b-d9cb-469f-a165-70867728950e');
   });
+
+  // virsh reads `--domain 4` as domain id 4 and a UUID-shaped text as a UUID: a name must never get here.
+  for (const notUuid of ['4', 'web-01', '-x', '0f8fad5b-d9cb-469f-a165-70867728950', '0f8fad5bd9cb469fa16570867728950e', ' 0f8fad5b-d9cb-469f-a165-70867728950e']) {
+    it(`refuses ${JSON.stringify(notUuid)} as the domain of undefine`, () => {
+      expect(() => buildUndefineArgs('qemu:///system', notUuid)).toThrow(/UUID/);
+    });
+  }
 });

@@ -2,6 +2,7 @@ import type { Domain, Hypervisor } from '@unraid/libvirt';
 import { AppError, describeError } from '../../errors.js';
 import type { LibvirtConnection } from './connection.js';
 import { parseDomainXml, type DomainDescription } from './domain-xml.js';
+import { requireUuid } from '../../domain/uuid.js';
 
 /** A domain as read in one pass: libvirt's numbers plus the parsed XML. */
 export interface DomainSnapshot {
@@ -50,30 +51,75 @@ export async function domainList(conn: LibvirtConnection): Promise<DomainSnapsho
   });
 }
 
-export async function domainLookup(conn: LibvirtConnection, name: string): Promise<DomainSnapshot | null> {
-  return conn.use(async (h) => {
-    let d: Domain;
-    try {
-      d = await h.domainLookupByName(name);
-    } catch (e) {
-      // The binding's error codes are always -1: decide "missing" by listing, not by decoding text.
-      const all = await h.connectListAllDomains();
-      const names = await Promise.all(all.map((x) => h.domainGetName(x).catch(() => null)));
-      if (!names.includes(name)) return null;
-      throw libvirtFailed(`Could not read VM ${name}.`, e);
-    }
-    return snapshot(h, d).catch(() => null);
-  });
+/** What identifies a VM: the UUID acts, the name only goes into sentences. `Vm` is one. */
+export interface DomainRef {
+  uuid: string;
+  name: string;
 }
 
-async function withDomain<T>(conn: LibvirtConnection, name: string, what: string, op: (h: Hypervisor, d: Domain) => Promise<T>): Promise<T> {
+type Key = { by: 'name'; name: string } | { by: 'uuid'; uuid: string };
+
+const keyText = (k: Key) => (k.by === 'name' ? k.name : k.uuid);
+
+/**
+ * The binding's error codes are always -1: "missing" is decided by listing, never by
+ * decoding text. A listing that fails is itself an error, not "missing".
+ */
+async function isListed(h: Hypervisor, k: Key): Promise<boolean> {
+  let all: Domain[];
+  try {
+    all = await h.connectListAllDomains();
+  } catch (e) {
+    throw libvirtFailed('Could not list the VMs on this node.', e);
+  }
+  const read = (x: Domain) => (k.by === 'name' ? h.domainGetName(x) : h.domainGetUUIDString(x)).catch(() => null);
+  const keys = await Promise.all(all.map(read));
+  return keys.includes(keyText(k));
+}
+
+/** virDomainLookupByName is exact by name (only virsh tries ids and UUIDs first); by UUID is exact by UUID. */
+async function find(h: Hypervisor, k: Key): Promise<Domain | null> {
+  try {
+    return k.by === 'name' ? await h.domainLookupByName(k.name) : await h.domainLookupByUUIDString(k.uuid);
+  } catch (e) {
+    if (!(await isListed(h, k))) return null;
+    throw libvirtFailed(`Could not read VM ${keyText(k)}.`, e);
+  }
+}
+
+/** A domain undefined between lookup and read is absent; any other read failure is an error. */
+async function read(h: Hypervisor, k: Key): Promise<DomainSnapshot | null> {
+  const d = await find(h, k);
+  if (!d) return null;
+  let s: DomainSnapshot;
+  try {
+    s = await snapshot(h, d);
+  } catch (e) {
+    if (!(await isListed(h, k))) return null;
+    throw libvirtFailed(`Could not read VM ${keyText(k)}.`, e);
+  }
+  // Belt and braces: whatever answered must be the VM that was asked for.
+  const got = k.by === 'name' ? s.description.name : s.description.uuid.toLowerCase();
+  if (got !== keyText(k)) throw new AppError('INTERNAL', `libvirt answered with VM ${s.description.name} when asked for ${keyText(k)}.`);
+  return s;
+}
+
+/** Exact name match: the one place a user's name becomes a domain (and so its UUID). */
+export async function domainLookup(conn: LibvirtConnection, name: string): Promise<DomainSnapshot | null> {
+  return conn.use((h) => read(h, { by: 'name', name }));
+}
+
+/** Null only when no domain has this UUID; a failed read is an error. */
+export async function domainLookupByUuid(conn: LibvirtConnection, uuid: string): Promise<DomainSnapshot | null> {
+  const u = requireUuid(uuid);
+  return conn.use((h) => read(h, { by: 'uuid', uuid: u }));
+}
+
+async function withDomain<T>(conn: LibvirtConnection, ref: DomainRef, what: string, op: (h: Hypervisor, d: Domain) => Promise<T>): Promise<T> {
+  const uuid = requireUuid(ref.uuid);
   return conn.use(async (h) => {
-    let d: Domain;
-    try {
-      d = await h.domainLookupByName(name);
-    } catch (e) {
-      throw new AppError('VM_NOT_FOUND', `VM ${name} does not exist on this node.`, { detail: describeError(e) });
-    }
+    const d = await find(h, { by: 'uuid', uuid });
+    if (!d) throw new AppError('VM_NOT_FOUND', `VM ${ref.name} does not exist on this node.`);
     try {
       return await op(h, d);
     } catch (e) {
@@ -82,25 +128,43 @@ async function withDomain<T>(conn: LibvirtConnection, name: string, what: string
   });
 }
 
-export const domainCreate = (conn: LibvirtConnection, name: string) =>
-  withDomain(conn, name, `VM ${name} failed to start.`, (h, d) => h.domainCreate(d));
+export const domainCreateByUuid = (conn: LibvirtConnection, ref: DomainRef) =>
+  withDomain(conn, ref, `VM ${ref.name} failed to start.`, (h, d) => h.domainCreate(d));
 
-export const domainShutdown = (conn: LibvirtConnection, name: string) =>
-  withDomain(conn, name, `VM ${name} did not accept the shutdown request.`, (h, d) => h.domainShutdown(d));
+export const domainShutdownByUuid = (conn: LibvirtConnection, ref: DomainRef) =>
+  withDomain(conn, ref, `VM ${ref.name} did not accept the shutdown request.`, (h, d) => h.domainShutdown(d));
 
-export const domainDestroy = (conn: LibvirtConnection, name: string) =>
-  withDomain(conn, name, `VM ${name} could not be forced off.`, (h, d) => h.domainDestroy(d));
+export const domainDestroyByUuid = (conn: LibvirtConnection, ref: DomainRef) =>
+  withDomain(conn, ref, `VM ${ref.name} could not be forced off.`, (h, d) => h.domainDestroy(d));
 
-export const domainUndefine = (conn: LibvirtConnection, name: string) =>
-  withDomain(conn, name, `VM ${name} could not be removed from libvirt.`, (h, d) => h.domainUndefine(d));
+export const domainUndefineByUuid = (conn: LibvirtConnection, ref: DomainRef) =>
+  withDomain(conn, ref, `VM ${ref.name} could not be removed from libvirt.`, (h, d) => h.domainUndefine(d));
 
-export const domainResume = (conn: LibvirtConnection, name: string) =>
-  withDomain(conn, name, `VM ${name} could not be resumed.`, (h, d) => h.domainResume(d));
+export const domainResumeByUuid = (conn: LibvirtConnection, ref: DomainRef) =>
+  withDomain(conn, ref, `VM ${ref.name} could not be resumed.`, (h, d) => h.domainResume(d));
 
-export async function domainDefineXml(conn: LibvirtConnection, xml: string, name: string): Promise<void> {
-  await conn.use(async (h) => {
+/**
+ * Name-based forms, kept for callers not yet converted (migration): the name is
+ * resolved exactly, once, and the action then goes by UUID.
+ */
+async function byName(conn: LibvirtConnection, name: string, act: (conn: LibvirtConnection, ref: DomainRef) => Promise<void>): Promise<void> {
+  const s = await domainLookup(conn, name);
+  if (!s) throw new AppError('VM_NOT_FOUND', `VM ${name} does not exist on this node.`);
+  await act(conn, { uuid: s.description.uuid, name });
+}
+
+export const domainCreate = (conn: LibvirtConnection, name: string) => byName(conn, name, domainCreateByUuid);
+export const domainShutdown = (conn: LibvirtConnection, name: string) => byName(conn, name, domainShutdownByUuid);
+export const domainDestroy = (conn: LibvirtConnection, name: string) => byName(conn, name, domainDestroyByUuid);
+export const domainUndefine = (conn: LibvirtConnection, name: string) => byName(conn, name, domainUndefineByUuid);
+export const domainResume = (conn: LibvirtConnection, name: string) => byName(conn, name, domainResumeByUuid);
+
+/** Answers with the UUID libvirt gave the new domain, so everything after acts by it. */
+export async function domainDefineXml(conn: LibvirtConnection, xml: string, name: string): Promise<DomainRef> {
+  return conn.use(async (h) => {
     try {
-      await h.domainDefineXML(xml);
+      const d = await h.domainDefineXML(xml);
+      return { uuid: requireUuid(await h.domainGetUUIDString(d)), name };
     } catch (e) {
       throw libvirtFailed(`libvirt refused the definition of VM ${name}.`, e);
     }

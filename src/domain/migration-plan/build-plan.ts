@@ -206,6 +206,10 @@ function planBootFiles(input: PlanInput): PlanItem[] {
 function planNvram(path: string, input: PlanInput): PlanItem {
   const base = { id: 'nvram', element: `UEFI variables ${path}`, path };
   const src = input.sourceFacts.files[path];
+  const others = input.sourceFacts.otherUsers[path] ?? [];
+  if (others.length) {
+    return item({ ...base, decision: 'refuse', reason: `The UEFI variable file ${path} is also used by VM ${others.join(', ')}; moving it would take it from them.`, fix: 'Give each VM its own NVRAM file (copy it and point <nvram> at the copy with virsh edit), then migrate.' });
+  }
   if (input.mode === 'live') {
     return item({ ...base, decision: 'stream', reason: `QEMU carries the UEFI variables in the migration stream and writes them to ${path} on ${input.dest}; checked there afterwards.` });
   }

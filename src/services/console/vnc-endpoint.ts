@@ -5,6 +5,7 @@ import { CONSOLE_CLOSE, type ConsoleCloseCode, vncConnectHost } from '../../doma
 import { isActive, VM_STATE_LABELS, vmStateFromLibvirt, type VmState } from '../../domain/vm.js';
 import { parseDomainXml, type DomainDescription } from '../../adapters/libvirt/domain-xml.js';
 import { domainLookup } from '../../adapters/libvirt/domain.js';
+import { isUuid } from '../../domain/uuid.js';
 import type { LibvirtConnection } from '../../adapters/libvirt/connection.js';
 import type { PeerDirectory, PeerNode } from '../migration/peer-nodes.js';
 
@@ -43,12 +44,16 @@ export class VncEndpoints {
     }
     const peer = this.peers.get(node);
     if (!peer) throw new ConsoleError(CONSOLE_CLOSE.VM_GONE, 'NODE_NOT_FOUND', `Node ${node} is not known to this manager.`);
-    // One SSH round trip: the live XML carries the VNC port, and an id only while the VM is active.
-    const xml = await peer.virsh(['dumpxml', '--domain', vm], { check: false }).catch((e) => {
+    // The peer's virsh would read an all-digit name as a domain id: find the UUID by exact
+    // name in its list first, then read the live XML (VNC port, and an id only while active) by UUID.
+    const uuid = await peerUuidOf(peer, vm);
+    const xml = await peer.virsh(['dumpxml', '--domain', uuid], { check: false }).catch((e) => {
       throw unreachable(node, e);
     });
-    if (xml.exitCode !== 0) throw await peerMissingOrFailed(peer, vm, (xml.stderr || xml.stdout).trim());
+    if (xml.exitCode !== 0) throw await peerMissingOrFailed(peer, vm, uuid, (xml.stderr || xml.stdout).trim());
     const d = parseDomainXml(xml.stdout);
+    // virsh falls back to a name lookup when no domain has the UUID: accept only the VM asked for.
+    if (d.uuid.toLowerCase() !== uuid) throw gone(vm, node);
     return target(node, vm, d.id === null ? 'shut-off' : 'running', d, peer);
   }
 
@@ -82,11 +87,35 @@ function target(node: string, vm: string, state: VmState, d: DomainDescription, 
   return { node, vm, host: vncConnectHost(d.vnc.listen, (s) => isIP(s) !== 0), port: d.vnc.port, listen: d.vnc.listen, peer };
 }
 
+/** `virsh list --all --uuid --name` prints "<uuid> <name>" per domain; names may hold spaces, never newlines. */
+export function parseUuidNameList(stdout: string): Map<string, string> {
+  const byName = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^\s*([0-9a-fA-F-]{36})\s(.*)$/.exec(line);
+    if (m && isUuid(m[1]!.toLowerCase())) byName.set(m[2]!.trim(), m[1]!.toLowerCase());
+  }
+  return byName;
+}
+
+async function peerList(peer: PeerNode): Promise<Map<string, string>> {
+  const list = await peer.virsh(['list', '--all', '--uuid', '--name'], { failureMessage: `Could not list the VMs on node ${peer.name}.` }).catch((e) => {
+    throw unreachable(peer.name, e);
+  });
+  return parseUuidNameList(list.stdout);
+}
+
+/** The peer's UUID for this exact name; "gone" when its list does not show the name. */
+async function peerUuidOf(peer: PeerNode, vm: string): Promise<string> {
+  const uuid = (await peerList(peer)).get(vm);
+  if (!uuid) throw gone(vm, peer.name);
+  return uuid;
+}
+
 /** The peer could not show the VM: decide "gone" by listing its VMs, never by parsing the error text. */
-async function peerMissingOrFailed(peer: PeerNode, vm: string, detail: string): Promise<ConsoleError> {
-  const list = await peer.virsh(['list', '--all', '--name'], { failureMessage: `Could not list the VMs on node ${peer.name}.` }).catch((e) => unreachable(peer.name, e));
+async function peerMissingOrFailed(peer: PeerNode, vm: string, uuid: string, detail: string): Promise<ConsoleError> {
+  const list = await peerList(peer).catch((e: unknown) => e);
   if (list instanceof ConsoleError) return list;
-  if (!list.stdout.split('\n').map((s) => s.trim()).includes(vm)) return gone(vm, peer.name);
+  if (!(list instanceof Map) || list.get(vm) !== uuid) return gone(vm, peer.name);
   return new ConsoleError(CONSOLE_CLOSE.NODE_UNREACHABLE, 'LIBVIRT_FAILED', `Could not read VM ${vm} on node ${peer.name}.`, { detail });
 }
 

@@ -4,7 +4,7 @@ import { requireVmName } from '../../domain/names.js';
 import { parseBool, requireChoice } from '../../domain/numbers.js';
 import { parseDomJobInfoRaw, type MigrationProgress } from '../../domain/migration-progress.js';
 import type { Job } from '../../domain/job.js';
-import type { PlanOptions } from '../../domain/migration-plan/types.js';
+import type { PlanItem, PlanOptions } from '../../domain/migration-plan/types.js';
 import { domainLookup } from '../../adapters/libvirt/domain.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import { VmBusyError } from '../../adapters/db/jobs-repository.js';
@@ -91,7 +91,7 @@ export class VmMigrator {
       to: req.peer.name, mode: req.mode, uuid: req.uuid, options: req.options,
       plan: req.preflight.plan, checks: req.preflight.checks,
       // What a completed move removes here (the reconciler needs it after a restart).
-      removeAfter: removableAfterMove(req.preflight.disks, req.mode),
+      removeAfter: removableAfterMove(req.preflight.disks, req.preflight.plan?.items ?? []),
     };
     this.jobsRepo.setParams(job.id, params);
     if (!req.preflight.go) {
@@ -208,7 +208,7 @@ export class VmMigrator {
       const completed = mode === 'live' ? await completedStats(peer, uuid) : null;
 
       enter('cleanup');
-      const removed = await this.removeSourceFiles(req.preflight.disks, mode);
+      const removed = await this.removeSourceFiles(req.preflight.disks, items);
       this.inventory.invalidate();
       const result = {
         from: this.ctx.config.nodeName, to: peer.name, mode, durationMs: Date.now() - started,
@@ -242,10 +242,10 @@ export class VmMigrator {
   }
 
   /** Only after the destination is verified: what the plan copied and no other VM here uses. */
-  async removeSourceFiles(files: MigrationDisk[], mode: MigrationMode): Promise<string[]> {
+  async removeSourceFiles(files: MigrationDisk[], items: PlanItem[]): Promise<string[]> {
     if (this.ctx.config.keepSourceDisks) return [];
     const removed: string[] = [];
-    for (const p of removableAfterMove(files, mode)) {
+    for (const p of removableAfterMove(files, items)) {
       await unlink(p).then(() => removed.push(p), (e: unknown) => this.ctx.log.warn('source file not removed', { path: p, error: String(e) }));
     }
     return removed;
@@ -254,10 +254,14 @@ export class VmMigrator {
 
 /**
  * The VM's own files that moved: its copied disks and carried state (NVRAM, TPM) —
- * never removable media, never a file another VM here uses.
+ * never removable media, never a file another VM here uses. After a live move the
+ * NVRAM went in the stream and the destination holds QEMU's copy; libvirt leaves the
+ * source file behind (seen on libvirt 9.0), stale, so it goes too.
  */
-export function removableAfterMove(files: MigrationDisk[], _mode: MigrationMode): string[] {
-  return files.filter((f) => !f.sharedHere && (f.decision === 'copy' || f.decision === 'copy-first' || (f.decision === 'carry' && (f.item === 'nvram' || f.item.startsWith('tpm:'))))).map((f) => f.path);
+export function removableAfterMove(files: MigrationDisk[], items: PlanItem[]): string[] {
+  const moved = files.filter((f) => !f.sharedHere && (f.decision === 'copy' || f.decision === 'copy-first' || (f.decision === 'carry' && (f.item === 'nvram' || f.item.startsWith('tpm:'))))).map((f) => f.path);
+  const streamedNvram = items.filter((i) => i.id === 'nvram' && i.decision === 'stream' && i.path).map((i) => i.path!);
+  return [...moved, ...streamedNvram];
 }
 
 async function createRemoteImage(peer: PeerNode, d: MigrationDisk): Promise<void> {

@@ -48,11 +48,11 @@ export class NodeActions {
     const { power } = this.local;
     switch (verb) {
       case 'start':
-        return power.start(vm, user);
+        return power.start(vm, user, body);
       case 'shutdown':
         return power.shutdown(vm, body, user);
       case 'poweroff':
-        return power.poweroff(vm, user);
+        return power.poweroff(vm, user, body);
       case 'delete':
         return power.delete(vm, body, user);
       case 'migrate':
