@@ -88,7 +88,7 @@ describe('1 + 5. two data disks (qcow2 + raw) and an empty CD-ROM tray', () => {
     // Hot-plugged into the running VM, and into its definition.
     virsh(A.name, 'attach-disk', VM, r, 'vdc', '--driver', 'qemu', '--subdriver', 'raw', '--persistent');
     expect(blkSource(A.name, VM, 'vdc')).toBe(r);
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
 
     liveCheck = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
     expect(liveCheck.go, JSON.stringify(liveCheck.json)).toBe(true);
@@ -131,7 +131,7 @@ describe('1 + 5. two data disks (qcow2 + raw) and an empty CD-ROM tray', () => {
     }
     // And it boots there.
     virsh(A.name, 'start', VM);
-    await waitFor(`${VM} to boot on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to boot on A`, 60_000, () => counterOn(A.name, VM) >= 1);
   });
 
   it('5. the empty CD-ROM tray moved as it is, live and offline: still an empty drive', () => {
@@ -162,7 +162,7 @@ describe('2. a read-only data disk (and a disk only in the persistent definition
     // The issue's shape: attached --config to the running VM, so only its next boot sees it.
     virsh(A.name, 'attach-disk', VM, later, 'vdc', '--driver', 'qemu', '--subdriver', 'qcow2', '--config');
     expect(blkSource(A.name, VM, 'vdc')).toBeNull();
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
 
     const check = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
     expect(check.go, JSON.stringify(check.json)).toBe(true);
@@ -201,7 +201,7 @@ describe('3. a shareable disk', () => {
     defineVm(A.name, { name: VM, disks: [{ path: sys, format: 'qcow2', target: 'vda' }] });
     virsh(A.name, 'attach-disk', VM, shared, 'vdb', '--driver', 'qemu', '--subdriver', 'raw', '--cache', 'none', '--mode', 'shareable', '--persistent');
     virsh(A.name, 'start', VM);
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
 
     const check = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
     expect(check.status).toBe(200);
@@ -238,7 +238,7 @@ describe('4. a CD-ROM whose ISO is only on the source', () => {
     virsh(A.name, 'start', VM);
     virsh(A.name, 'change-media', VM, 'hdc', iso, '--insert', '--live', '--config');
     expect(blkSource(A.name, VM, 'hdc')).toBe(iso);
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
 
     const check = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
     expect(check.go).toBe(false);
@@ -308,7 +308,7 @@ describe('6. direct kernel boot', () => {
     writePattern(A.name, 'qcow2', data, 0x42, 0, 16);
     defineVm(A.name, { name: VM, kernel: { kernel, initrd, cmdline: 'console=ttyS0' }, disks: [{ path: data, format: 'qcow2', target: 'vda' }] });
     virsh(A.name, 'start', VM);
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
     const sums = [sha256(A.name, kernel), sha256(A.name, initrd)];
 
     const check = await migrateCheck(A, VM, { to: B.name, mode: 'live' });
@@ -336,7 +336,7 @@ describe('6. direct kernel boot', () => {
     createImage(A.name, data, 'qcow2', 32);
     defineVm(A.name, { name: VM, kernel: { kernel, initrd, cmdline: 'console=ttyS0' }, disks: [{ path: data, format: 'qcow2', target: 'vda' }] });
     virsh(A.name, 'start', VM);
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
     for (const mode of ['live', 'offline'] as const) {
       if (mode === 'offline') virsh(A.name, 'destroy', VM);
       const check = await migrateCheck(A, VM, { to: B.name, mode });
@@ -428,7 +428,9 @@ describe('7. a UEFI VM (OVMF) whose NVRAM changed before the move', () => {
     expect(check.item('nvram')).toMatchObject({ decision: 'stream', path: nv });
     expect(check.item('loader')).toMatchObject({ decision: 'present' });
     const job = await moveOk(B, VM, { to: A.name, mode: 'live' }, [disk]);
-    expect(job.result?.sourceRemoved ?? []).toContain(disk);
+    // libvirt leaves the source's (now stale) NVRAM behind; kvm-ferry removes it once A is verified.
+    expect(sorted(job.result?.sourceRemoved)).toEqual(sorted([disk, nv]));
+    for (const f of [disk, nv]) expect(exists(B.name, f), `${f} on B`).toBe(false);
     expect(domstate(A.name, VM)).toMatch(/^running/);
     expect(sha256(A.name, nv)).toBe(sumB);
   });
@@ -498,7 +500,7 @@ describe('9. two migrations to one node claiming the same disk path, started tog
       virsh(v.node.name, 'attach-disk', v.vm, same, 'vdb', '--driver', 'qemu', '--subdriver', 'qcow2', '--persistent');
       virsh(v.node.name, 'start', v.vm);
     }
-    for (const v of vms) await waitFor(`${v.vm} to count on ${v.node.name}`, 60_000, () => counterOn(v.node.name, v.vm) >= 2);
+    for (const v of vms) await waitFor(`${v.vm} to count on ${v.node.name}`, 60_000, () => counterOn(v.node.name, v.vm) >= 1);
     for (const v of vms) expect((await migrateCheck(v.node, v.vm, { to: C.name, mode: 'live' })).go, `${v.vm} alone would go`).toBe(true);
 
     const started = await Promise.all(vms.map((v) => startMigration(v.node, v.vm, { to: C.name, mode: 'live' })));
@@ -544,7 +546,7 @@ describe('10. virsh migrate killed (kill -9) right after the switch-over', () =>
     writePattern(A.name, 'raw', data, 0x42, 0, 16);
     defineVm(A.name, { name: VM, disks: [{ path: sys, format: 'qcow2', target: 'vda' }, { path: data, format: 'raw', target: 'vdb' }] });
     virsh(A.name, 'start', VM);
-    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 2);
+    await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
     const managerPid = inNode(A.name, 'cat', '/run/kvm-ferry-manager.pid').trim();
 
     // Between libvirt's Finish on B (the VM runs there) and virsh asking A to confirm there
