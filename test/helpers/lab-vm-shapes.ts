@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +25,7 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export const MiB = 1024 * 1024;
 
 const xmlDir = mkdtempSync(join(tmpdir(), 'kf-vm-shapes-'));
+process.on('exit', () => rmSync(xmlDir, { recursive: true, force: true }));
 
 export const virsh = (node: string, ...args: string[]): string => inNode(node, 'virsh', '-q', '-c', 'qemu:///system', ...args);
 export const tryVirsh = (node: string, ...args: string[]) => tryInNode(node, 'virsh', '-q', '-c', 'qemu:///system', ...args);
