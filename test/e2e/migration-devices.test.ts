@@ -8,7 +8,7 @@ import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { http, inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes, tryInNode, type LabNode } from '../helpers/lab.js';
 import {
   blkSource, copyGuestDisk, counterOn, createImage, defineVm, domains, domstate, exists, followJob, GUEST, getJob, IMAGES, migrateCheck,
-  nvramPath, OVMF_CODE, OVMF_VARS, readPattern, refusal, removeVm, serialLog, sh, sha256, startMigration, virsh, writePattern, type MigrateBody, type VmShape,
+  nvramPath, OVMF_CODE, OVMF_VARS, readPattern, refusal, removeShapeFiles, removeVm, serialLog, sh, sha256, startMigration, virsh, writePattern, type MigrateBody, type VmShape,
 } from '../helpers/lab-vm-shapes.js';
 
 /**
@@ -63,6 +63,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   lab('down');
+  removeShapeFiles();
   restoreLabInstanceEnv();
 });
 

@@ -25,7 +25,8 @@ export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export const MiB = 1024 * 1024;
 
 const xmlDir = mkdtempSync(join(tmpdir(), 'kf-vm-shapes-'));
-process.on('exit', () => rmSync(xmlDir, { recursive: true, force: true }));
+/** Call from afterAll: removes the XML files defineVm wrote (vitest workers may end without an exit event). */
+export const removeShapeFiles = (): void => rmSync(xmlDir, { recursive: true, force: true });
 
 export const virsh = (node: string, ...args: string[]): string => inNode(node, 'virsh', '-q', '-c', 'qemu:///system', ...args);
 export const tryVirsh = (node: string, ...args: string[]) => tryInNode(node, 'virsh', '-q', '-c', 'qemu:///system', ...args);
