@@ -228,8 +228,11 @@ export class VmMigrator {
       return { message: `VM ${name} ${verb} to ${peer.name} in ${(result.durationMs / 1000).toFixed(1)} s${down}.`, result };
     } catch (e) {
       const reached = SWITCH_OVER_STEPS.has(step);
-      const why = job.aborted ? `Migration of ${name} to ${peer.name} was aborted.` : failureSentence(e, step, name, peer.name);
       const settled = await this.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, job, reached);
+      // Once libvirt has started the VM there, "failed while copying" would be the wrong sentence.
+      const why = job.aborted ? `Migration of ${name} to ${peer.name} was aborted.`
+        : settled.kind === 'attention' && reached ? `Migration of ${name} to ${peer.name} was interrupted after the switch-over (${describeError(e)}).`
+          : failureSentence(e, step, name, peer.name);
       if (settled.kind === 'moved') {
         return {
           message: `VM ${name} ${mode === 'live' ? 'migrated' : 'moved (offline)'} to ${peer.name}, but kvm-ferry lost track at the end (${describeError(e)}); ${settled.note}`,
