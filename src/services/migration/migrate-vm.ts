@@ -34,6 +34,12 @@ export interface MoveRequest {
   preflight: PreflightResult;
 }
 
+const STEP_WORDS: Record<string, (vm: string, to: string, from: string) => string> = {
+  define: (vm, to) => `Moving the definition of ${vm} to ${to}…`,
+  verify: (vm, to) => `Verifying ${vm} on ${to}…`,
+  cleanup: (vm, to, from) => `${vm} verified on ${to}; removing its moved files from ${from}…`,
+};
+
 interface Asked {
   vmName: string;
   peer: PeerNode;
@@ -167,6 +173,9 @@ export class VmMigrator {
       stepMs[step] = (stepMs[step] ?? 0) + (Date.now() - stepStarted);
       stepStarted = Date.now();
       step = next;
+      // The data has all moved by then: the page (and anyone watching) sees which step runs.
+      const words = STEP_WORDS[next];
+      if (words) job.progress({ step: next, percent: 100 }, words(name, peer.name, this.ctx.config.nodeName));
     };
     try {
       let last: MigrationProgress | null = null;
