@@ -108,7 +108,7 @@ describe('a VM on real libvirt + QEMU', () => {
     expect(existsSync('/tmp/pwned')).toBe(false);
     // Only read-only commands may have run (the import check reads the image header).
     const started = app.commands.slice(commandsBefore).map((c) => `${c.file} ${c.args.join(' ')}`);
-    expect(started.filter((c) => !/^(virsh .* list --all --autostart --name|virsh .* net-info|qemu-img info)/.test(c))).toEqual([]);
+    expect(started.filter((c) => !/^(virsh .* list --all --autostart --uuid|virsh .* net-info|qemu-img info)/.test(c))).toEqual([]);
   });
 
   it('reports a guest that ignores ACPI shutdown within the timeout, and leaves it running', async () => {
