@@ -1,28 +1,10 @@
-import { XMLParser } from 'fast-xml-parser';
 import type { DeviceDisk, DeviceSummary, DeviceTpm, DomainDevices, NetworkHost } from '../../domain/domain-devices.js';
+import { attr, parseDomainElement, type XmlNode } from './xml-doc.js';
 
-/** Elements that may repeat: always arrays, so one and many read the same way. */
-const REPEATED = new Set(['disk', 'hostdev', 'interface', 'filesystem', 'serial', 'tpm', 'host']);
-
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  textNodeName: '#text',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  isArray: (name) => REPEATED.has(name),
-});
-
-type Node = Record<string, unknown>;
+type Node = XmlNode;
 
 /** qemu.conf's nvram_dir default on Debian (libvirt's own default). */
 const DEFAULT_NVRAM_DIR = '/var/lib/libvirt/qemu/nvram';
-
-function attr(n: unknown, name: string): string | null {
-  if (typeof n !== 'object' || n === null) return null;
-  const v = (n as Node)[`@${name}`];
-  return v === undefined ? null : String(v);
-}
 
 function text(n: unknown): string | null {
   if (n === undefined || n === null) return null;
@@ -105,8 +87,11 @@ function filesystemSummary(f: Node): DeviceSummary {
 
 /** Reads the storage- and host-related parts of a domain XML (see DomainDevices). */
 export function parseDomainDevices(xml: string): DomainDevices {
-  const dom = (parser.parse(xml) as Node).domain as Node | undefined;
-  if (!dom) throw new Error('not a libvirt domain XML document');
+  return readDomainDevices(parseDomainElement(xml));
+}
+
+/** The same, from a <domain> element already parsed (parseDomainXml reads the document once). */
+export function readDomainDevices(dom: Node): DomainDevices {
   const devices = (dom.devices ?? {}) as Node;
   const os = (dom.os ?? {}) as Node;
   const loaderEl = os.loader;

@@ -1,6 +1,6 @@
-import { XMLParser } from 'fast-xml-parser';
 import type { DomainDevices } from '../../domain/domain-devices.js';
-import { parseDomainDevices } from './domain-devices-xml.js';
+import { readDomainDevices } from './domain-devices-xml.js';
+import { attr, parseDomainElement, type XmlNode } from './xml-doc.js';
 
 /** The parts of a libvirt domain XML the product uses; views never see XML. */
 export interface DomainDescription {
@@ -32,30 +32,13 @@ export interface DomainDiskXml {
   readonly: boolean;
 }
 
-const ARRAYS = new Set(['domain.devices.disk', 'domain.devices.graphics', 'domain.devices.graphics.listen']);
-
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@',
-  textNodeName: '#text',
-  parseTagValue: false,
-  parseAttributeValue: false,
-  isArray: (_name, jpath) => ARRAYS.has(String(jpath)),
-});
-
-type Node = Record<string, unknown>;
+type Node = XmlNode;
 
 function text(n: unknown): string | null {
   if (n === undefined || n === null) return null;
   if (typeof n === 'string') return n;
   if (typeof n === 'object' && '#text' in (n as Node)) return String((n as Node)['#text']);
   return null;
-}
-
-function attr(n: unknown, name: string): string | null {
-  if (typeof n !== 'object' || n === null) return null;
-  const v = (n as Node)[`@${name}`];
-  return v === undefined ? null : String(v);
 }
 
 /** libvirt memory elements carry a unit attribute; normalise to KiB. */
@@ -67,9 +50,7 @@ function kib(n: unknown): number {
 }
 
 export function parseDomainXml(xml: string): DomainDescription {
-  const doc = parser.parse(xml) as Node;
-  const dom = doc.domain as Node | undefined;
-  if (!dom) throw new Error('not a libvirt domain XML document');
+  const dom = parseDomainElement(xml);
   const devices = (dom.devices ?? {}) as Node;
   const os = (dom.os ?? {}) as Node;
 
@@ -124,7 +105,7 @@ export function parseDomainXml(xml: string): DomainDescription {
     vnc,
     disks,
     osVariant,
-    devices: parseDomainDevices(xml),
+    devices: readDomainDevices(dom),
   };
 }
 

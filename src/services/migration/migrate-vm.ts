@@ -6,6 +6,7 @@ import { parseDomJobInfoRaw, type MigrationProgress } from '../../domain/migrati
 import type { Job } from '../../domain/job.js';
 import type { PlanItem, PlanOptions } from '../../domain/migration-plan/types.js';
 import { domainLookup } from '../../adapters/libvirt/domain.js';
+import { buildCreateArgs } from '../../adapters/qemu-img/qemu-img.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import { VmBusyError } from '../../adapters/db/jobs-repository.js';
 import type { JobContext, JobOutcome } from '../job-runner.js';
@@ -237,7 +238,7 @@ export class VmMigrator {
       return { message: `VM ${name} ${verb} to ${peer.name} in ${(result.durationMs / 1000).toFixed(1)} s${down}.`, result };
     } catch (e) {
       const reached = SWITCH_OVER_STEPS.has(step);
-      const settled = await this.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, job, reached);
+      const settled = await this.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, job);
       // Once libvirt has started the VM there, "failed while copying" would be the wrong sentence.
       const why = job.aborted ? `Migration of ${name} to ${peer.name} was aborted.`
         : settled.kind === 'attention' && reached ? `Migration of ${name} to ${peer.name} was interrupted after the switch-over (${describeError(e)}).`
@@ -254,10 +255,15 @@ export class VmMigrator {
   }
 
   /** Only after the destination is verified: what the plan copied and no other VM here uses. */
-  async removeSourceFiles(files: MigrationDisk[], items: PlanItem[]): Promise<string[]> {
+  removeSourceFiles(files: MigrationDisk[], items: PlanItem[]): Promise<string[]> {
+    return this.removeSourcePaths(removableAfterMove(files, items));
+  }
+
+  /** Removes moved files here (none when the config keeps source disks); says which went. */
+  async removeSourcePaths(paths: string[]): Promise<string[]> {
     if (this.ctx.config.keepSourceDisks) return [];
     const removed: string[] = [];
-    for (const p of removableAfterMove(files, items)) {
+    for (const p of paths) {
       await unlink(p).then(() => removed.push(p), (e: unknown) => this.ctx.log.warn('source file not removed', { path: p, error: String(e) }));
     }
     return removed;
@@ -278,8 +284,8 @@ export function removableAfterMove(files: MigrationDisk[], items: PlanItem[]): s
 
 async function createRemoteImage(peer: PeerNode, d: MigrationDisk): Promise<void> {
   // Over the empty file this job just claimed (same inode: qemu-img truncates, not replaces).
-  const opts = d.format === 'qcow2' ? ['-o', 'preallocation=off'] : [];
-  await peer.shell.exec('qemu-img', ['create', '-q', '-f', d.format, ...opts, d.path, String(d.virtualBytes)], {
+  // The plan copies only qcow2 and raw images.
+  await peer.shell.exec('qemu-img', buildCreateArgs(d.path, d.virtualBytes, d.format as 'qcow2' | 'raw'), {
     timeoutMs: 60_000,
     failureMessage: `Could not create the disk ${d.path} on node ${peer.name}.`,
   });

@@ -1,7 +1,6 @@
 import { AppError } from '../../errors.js';
 import type { Job } from '../../domain/job.js';
 import { parseDomJobInfoRaw } from '../../domain/migration-progress.js';
-import { unlink } from 'node:fs/promises';
 import { buildJobInfoArgs } from '../../adapters/virsh/migrate-args.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import type { JobContext, JobOutcome, JobRunner } from '../job-runner.js';
@@ -59,18 +58,13 @@ export class MigrationReconciler {
     }
     const created = createdFilesFrom(job.result?.createdOnDestination);
     const ejected = Array.isArray(job.result?.ejectedMedia) ? (job.result.ejectedMedia as EjectedMedia[]) : [];
-    const settled = await this.migrator.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, jc, true);
+    const settled = await this.migrator.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, jc);
     if (settled.kind === 'moved') {
       // libvirt finished the move on its own: remove here only what the plan copied and
       // the destination verifiably holds.
       const planned = Array.isArray(job.params.removeAfter) ? job.params.removeAfter.filter((d): d is string => typeof d === 'string') : [];
       const present = await Promise.all(planned.map(async (p) => (await remoteFileFact(peer, p).catch(() => ({ kind: 'missing' as const }))).kind === 'file'));
-      const removed: string[] = [];
-      if (!this.ctx.config.keepSourceDisks) {
-        for (const [i, p] of planned.entries()) {
-          if (present[i]) await unlink(p).then(() => removed.push(p), () => undefined);
-        }
-      }
+      const removed = await this.migrator.removeSourcePaths(planned.filter((_, i) => present[i]));
       jc.progress({ step: 'done', percent: 100 });
       return {
         message: `VM ${name} migrated to ${to}; the migration finished while kvm-ferry was restarting.`,

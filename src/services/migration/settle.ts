@@ -37,7 +37,7 @@ export interface Settled {
 export class MoveSettler {
   constructor(private readonly ctx: NodeContext, private readonly inventory: VmInventory) {}
 
-  async settle(t: SettleTarget, created: CreatedFile[], ejected: EjectedMedia[], job: Pick<JobContext, 'record'>, _reachedSwitchOver: boolean): Promise<Settled> {
+  async settle(t: SettleTarget, created: CreatedFile[], ejected: EjectedMedia[], job: Pick<JobContext, 'record'>): Promise<Settled> {
     const from = this.ctx.config.nodeName;
     const names = { vm: t.vmName, from, to: t.peer.name };
     let source: SideState | null;

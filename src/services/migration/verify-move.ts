@@ -1,4 +1,5 @@
 import { AppError, describeError } from '../../errors.js';
+import { buildInfoArgs } from '../../adapters/qemu-img/qemu-img.js';
 import type { PlanItem } from '../../domain/migration-plan/types.js';
 import type { NodeContext } from '../node-context.js';
 import type { MigrationDisk } from './preflight.js';
@@ -43,7 +44,7 @@ async function verifyOnce(ctx: NodeContext, req: MoveRequest, items: PlanItem[],
   let allocated = 0;
   for (const f of files) {
     if (f.decision === 'copy' && mode === 'live') {
-      const r = await peer.shell.exec('qemu-img', ['info', '-U', '--output=json', '--', f.path], { timeoutMs: 30_000, failureMessage: `Could not read ${f.path} on node ${peer.name}.` });
+      const r = await peer.shell.exec('qemu-img', buildInfoArgs(f.path), { timeoutMs: 30_000, failureMessage: `Could not read ${f.path} on node ${peer.name}.` });
       const info = JSON.parse(r.stdout) as { 'virtual-size'?: number; 'actual-size'?: number; format?: string };
       if (info['virtual-size'] !== f.virtualBytes || info.format !== f.format) {
         throw new VerificationMismatch(`${f.path} on ${peer.name} is ${info.format} of ${info['virtual-size']} bytes, expected ${f.format} of ${f.virtualBytes}`);
