@@ -25,6 +25,7 @@ import type { AppDeps } from './app.js';
 import { openStatsDatabase } from './adapters/db/stats-db.js';
 import { StatsReader } from './adapters/db/stats-reader.js';
 import { VmStatsService } from './services/vm-stats.js';
+import { loadProxySecret, RequestTrust } from './web/proxy-trust.js';
 
 export interface Composed extends AppDeps {
   db: Db;
@@ -90,8 +91,11 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
     opts.now ?? Date.now,
   );
+  const peerNames = new Set(config.peers.map((p) => p.name));
+  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peerNames.has(n));
   return {
     config,
+    trust,
     node,
     peers,
     migrator,
