@@ -4,10 +4,14 @@
  * then by plain `virsh migrate --live --copy-storage-all` with libvirt pre-creating
  * the destination disk (B→A) — in one run. Needs root and the test guest.
  *
- * Last line: ferry_wall_s plain_wall_s wall_ratio dest_alloc_ratio plain_dest_alloc_ratio physical_ratio downtime_ms
- * Targets: dest_alloc_ratio ≤ 1.1, physical_ratio ≤ 1.3, wall_ratio ≤ 1.0, downtime_ms ≤ 300.
+ * The lab's managers use dataTransport: tls, so the kvm-ferry run is encrypted; a third
+ * run repeats the plain virsh command with --tls (A→B) so TLS is judged against plain
+ * with everything else equal.
+ *
+ * Last line: ferry_wall_s plain_wall_s wall_ratio dest_alloc_ratio plain_dest_alloc_ratio physical_ratio downtime_ms tls_wall_s tls_wall_ratio
+ * Targets: dest_alloc_ratio ≤ 1.1, physical_ratio ≤ 1.3, wall_ratio ≤ 1.0, downtime_ms ≤ 300, tls_wall_ratio ≤ 1.3.
  */
-import { http, inNode, lab, labNodes } from '../test/helpers/lab.js';
+import { http, inNode, lab, labNodes, LAB_STATE } from '../test/helpers/lab.js';
 
 const RATE = '1gbit';
 const BANDWIDTH_BPS = 1e9 / 8;
@@ -47,8 +51,8 @@ async function main() {
     say(`kvm-ferry: job ${ferryWallS.toFixed(2)} s (request incl. pre-flight ${ferryRequestS.toFixed(2)} s), downtime ${job.result.downtimeMs} ms, moved ${(job.result.bytesMoved / 2 ** 20).toFixed(0)} MiB, source alloc ${(srcAlloc / 2 ** 20).toFixed(1)} MiB, destination alloc ${(ferryDest / 2 ** 20).toFixed(1)} MiB`);
 
     // Plain virsh back to A: libvirt creates the destination disk itself.
-    const keyfile = '/var/lib/kvm-ferry-lab/id_ed25519';
-    const destUri = `qemu+libssh2://root@${A.addr}/system?keyfile=${keyfile}&known_hosts=/var/lib/kvm-ferry-lab/known_hosts&sshauth=privkey`;
+    const keyfile = `${LAB_STATE}/id_ed25519`;
+    const destUri = `qemu+libssh2://root@${A.addr}/system?keyfile=${keyfile}&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey`;
     // libvirt pre-creates a missing destination disk only inside a storage pool (virt-install
     // made one for the image directory when the VM was created on A); refreshed, so the pool
     // no longer lists the disk kvm-ferry removed from A after its migration.
@@ -63,9 +67,17 @@ async function main() {
     const plainDest = allocated(A.name);
     say(`plain virsh: ${plainWallS.toFixed(2)} s, source alloc ${(srcAllocB / 2 ** 20).toFixed(1)} MiB, destination alloc ${(plainDest / 2 ** 20).toFixed(1)} MiB`);
 
+    // The same virsh command, encrypted, back to B (libvirt left its copy of the disk there: NBD overwrites it).
+    const destUriB = destUri.replace(`@${A.addr}/`, `@${B.addr}/`);
+    const t2 = Date.now();
+    inNode(A.name, 'virsh', '-c', 'qemu:///system', 'migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource', '--tls',
+      '--migrateuri', `tcp://${B.addr}`, '--disks-uri', `tcp://${B.addr}`, '--listen-address', B.addr, '--domain', VM, '--desturi', destUriB);
+    const tlsWallS = (Date.now() - t2) / 1000;
+    say(`virsh with --tls: ${tlsWallS.toFixed(2)} s`);
+
     const physicalS = (srcAlloc + 256 * 2 ** 20) / BANDWIDTH_BPS;
     const f = (n: number, d = 3) => n.toFixed(d);
-    say(`ferry_wall_s=${f(ferryWallS, 2)} plain_wall_s=${f(plainWallS, 2)} wall_ratio=${f(ferryWallS / plainWallS)} dest_alloc_ratio=${f(ferryDest / srcAlloc)} plain_dest_alloc_ratio=${f(plainDest / srcAllocB)} physical_ratio=${f(ferryWallS / physicalS)} downtime_ms=${job.result.downtimeMs}`);
+    say(`ferry_wall_s=${f(ferryWallS, 2)} plain_wall_s=${f(plainWallS, 2)} wall_ratio=${f(ferryWallS / plainWallS)} dest_alloc_ratio=${f(ferryDest / srcAlloc)} plain_dest_alloc_ratio=${f(plainDest / srcAllocB)} physical_ratio=${f(ferryWallS / physicalS)} downtime_ms=${job.result.downtimeMs} tls_wall_s=${f(tlsWallS, 2)} tls_wall_ratio=${f(tlsWallS / plainWallS)}`);
   } finally {
     lab('down');
   }

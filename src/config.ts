@@ -63,6 +63,13 @@ export interface Config {
   virtInstallTimeoutSec: number;
   /** A migration that moves no data for this long is aborted (link down, peer frozen). */
   migrationStallTimeoutSec: number;
+  /**
+   * How live migration data (memory, NBD disk streams) travels to a peer's dataAddress:
+   * "tls" (QEMU's TLS, certificates from the cluster CA in migrationTlsDir) or "plain".
+   */
+  dataTransport: 'tls' | 'plain';
+  /** libvirt's migration certificate directory (qemu.conf migrate_tls_x509_cert_dir), the same path on every node. */
+  migrationTlsDir: string;
   peers: PeerConfig[];
   stats: StatsConfig;
   /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
@@ -97,6 +104,8 @@ export function defaultConfig(): Config {
     keepSourceDisks: false,
     virtInstallTimeoutSec: 600,
     migrationStallTimeoutSec: 30,
+    dataTransport: 'tls',
+    migrationTlsDir: '/etc/pki/libvirt-migrate',
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     vpn: null,
@@ -131,7 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
   'vpn',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
@@ -157,6 +166,8 @@ export function parseConfig(raw: unknown): Config {
     keepSourceDisks: bool(obj, 'keepSourceDisks', d.keepSourceDisks),
     virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
     migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
+    dataTransport: oneOf(obj, 'dataTransport', d.dataTransport, ['tls', 'plain'] as const),
+    migrationTlsDir: absPath(obj, 'migrationTlsDir', d.migrationTlsDir),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
     vpn: parseVpnConfig(obj.vpn, (key, message) => {

@@ -100,6 +100,28 @@ prepare_node_state() {
 	EOF
 }
 
+# Migration certificates for every node from one lab CA (scripts/migration-certs.sh, as an
+# admin would run it), in each node's /etc/libvirt/pki-migrate, named in its qemu.conf.
+# Server names: the node's address and, behind the tunnel, its VPN address.
+prepare_migration_certs() {
+	local node specs=() a v out=$LAB_STATE/migration-certs
+	for node in "${NODES[@]}"; do
+		a=$(node_addr "$node")
+		v=$(node_vpn_addr "$node" || true)
+		specs+=("$node=$a${v:+,$v}")
+	done
+	rm -rf "$out"
+	"$PROJECT_DIR/scripts/migration-certs.sh" --out "$out" "${specs[@]}" >/dev/null
+	for node in "${NODES[@]}"; do
+		local d
+		d="$(node_state "$node")/etc-libvirt/pki-migrate"
+		install -d -m 0750 -g libvirt-qemu "$d"
+		install -m 0640 -g libvirt-qemu "$out/$node"/*.pem "$d/"
+		printf '\n# kvm-ferry lab: TLS migration certificates\nmigrate_tls_x509_cert_dir = "/etc/libvirt/pki-migrate"\n' \
+			>>"$(node_state "$node")/etc-libvirt/qemu.conf"
+	done
+}
+
 # The kvm-ferry config of one node: every other node is a peer.
 write_node_config() {
 	local node=$1 S peer
@@ -119,7 +141,9 @@ write_node_config() {
 		printf 'dataDir: /var/lib/kvm-ferry\nimageDir: /var/lib/kvm-ferry/images\nisoDir: /var/lib/kvm-ferry/iso\n'
 		printf 'virtType: qemu\nvmNetwork: none\nserialLogDir: /var/log/libvirt/qemu\n'
 		# Short, so the cut-link test does not wait long for the stall to be noticed.
-		printf 'migrationStallTimeoutSec: 10\npeers:\n'
+		printf 'migrationStallTimeoutSec: 10\n'
+		printf 'dataTransport: %s\nmigrationTlsDir: /etc/libvirt/pki-migrate\n' "${KFLAB_DATA_TRANSPORT:-tls}"
+		printf 'peers:\n'
 		for peer in "${NODES[@]}"; do
 			[[ $peer == "$node" ]] && continue
 			local a

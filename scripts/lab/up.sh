@@ -165,6 +165,7 @@ lab_up() {
 			start_node_namespaces "$node"
 		done
 		[[ -z $want_nat ]] || lab_vpn_setup
+		prepare_migration_certs
 		: >"$LAB_KNOWN_HOSTS"
 		for node in "${NODES[@]}"; do
 			local hk_names

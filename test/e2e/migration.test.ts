@@ -1,3 +1,8 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { http, inNode, lab, labNodes, tryInNode } from '../helpers/lab.js';
@@ -17,6 +22,23 @@ const counterOn = (node: string): number => {
   const m = [...r.out.matchAll(/kvm-ferry-counter (\d+)/g)];
   return m.length ? Number(m[m.length - 1]![1]) : 0;
 };
+
+/** A TLS client's view of a port: how the conversation ended (the server's alert, or the protocol error). */
+function tlsProbe(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host, port, rejectUnauthorized: false });
+    const done = (what: string) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(what);
+    };
+    const timer = setTimeout(() => done('no answer within 10 s'), 10_000);
+    s.on('secureConnect', () => s.write('x'));
+    s.on('data', () => undefined);
+    s.on('error', (e: NodeJS.ErrnoException) => done(`error ${e.code ?? ''}: ${e.message}`));
+    s.on('close', () => done('closed without an alert'));
+  });
+}
 
 const allocated = (node: string, path: string): number => {
   const [blocks, size] = inNode(node, 'stat', '-c', '%b %B', path).trim().split(' ').map(Number);
@@ -58,7 +80,8 @@ describe('live migration between two lab nodes', () => {
     const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name });
     expect(r.status).toBe(200);
     expect(r.json.go, JSON.stringify(r.json.checks)).toBe(true);
-    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'libvirt-link', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
+    expect(r.json.checks.find((c: { id: string }) => c.id === 'data-transport').message).toBe(`Memory and disks go to ${B.name} (${B.addr}) encrypted (TLS); ${B.name} accepts only a node with a certificate from the cluster's CA.`);
+    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'libvirt-link', 'data-transport', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
   });
 
   it('moves the running guest to B alive, sparse, and gone from A', async () => {
@@ -102,10 +125,41 @@ describe('live migration between two lab nodes', () => {
     expect(del.json.job?.state).toBe('ok');
   });
 
-  it('moves it back from B to A alive', async () => {
+  it('moves it back from B to A alive over TLS, while a third party can neither read nor join the disk export', async () => {
     const before = counterOn(B.name);
-    const r = await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate?wait=180`, { to: A.name });
-    expect(r.json.job?.state, JSON.stringify(r.json)).toBe('ok');
+    // Slow enough that A's NBD export (the disk copy's server) stays up for a while.
+    lab('shape', B.name, '30mbit');
+    const rogue = mkdtempSync(join(tmpdir(), 'kf-rogue-ca-'));
+    try {
+      // Certificates from another CA, made the way an admin makes the real ones.
+      execFileSync(join(__dirname, '../../scripts/migration-certs.sh'), ['--out', rogue, `rogue=${B.addr}`], { stdio: 'ignore' });
+      const first = await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/migrate`, { to: A.name });
+      expect(first.status, JSON.stringify(first.json)).toBe(202);
+      // The destination QEMU's listening ports (memory, then NBD) in libvirt's migration range.
+      const ports = (): number[] => [...tryInNode(A.name, 'ss', '-Hltnp').out.matchAll(/:(\d+)\s+\S+\s+users:\(\("qemu-system/g)].map((m) => Number(m[1])).filter((p) => p >= 49152 && p <= 49215);
+      let listening: number[] = [];
+      await waitFor("A's QEMU to listen for the memory and disk streams", 60_000, () => (listening = ports()).length >= 2);
+      // libvirt allocates the memory port first, then the NBD export's; only the export is
+      // probed: QEMU's memory listener takes the first connection that arrives, so a probe
+      // there could only make the move fail (it could not read it: TLS with client certificates).
+      const port = Math.max(...listening);
+      // From the root namespace: neither lab node, a host on the same network.
+      const plainNbd = spawnSync('qemu-img', ['info', `nbd://${A.addr}:${port}`], { encoding: 'utf8', timeout: 20_000 });
+      console.log(`plain NBD client at ${A.addr}:${port}: exit ${plainNbd.status}: ${plainNbd.stderr.replace(/\s+/g, ' ').slice(0, 300)}`);
+      expect(plainNbd.status).not.toBe(0);
+      expect(plainNbd.stderr).toMatch(/TLS/);
+      const rogueNbd = spawnSync('qemu-img', ['info', '--object', `tls-creds-x509,id=tls0,dir=${join(rogue, 'rogue')},endpoint=client`, '--image-opts', `driver=nbd,host=${A.addr},port=${port},tls-creds=tls0`], { encoding: 'utf8', timeout: 20_000 });
+      console.log(`NBD client with another CA's certificate at ${A.addr}:${port}: exit ${rogueNbd.status}: ${rogueNbd.stderr.replace(/\s+/g, ' ').slice(0, 300)}`);
+      expect(rogueNbd.status).not.toBe(0);
+      expect(rogueNbd.stderr).toMatch(/certificate/i);
+      // A TLS client straight away meets the export's clear-text NBD greeting, not data.
+      expect(await tlsProbe(A.addr, port)).toMatch(/WRONG_VERSION_NUMBER|wrong version number/);
+      const done = (await http(B.url, 'GET', `/api/jobs/${first.json.job.id}?wait=180`)).json;
+      expect(done.state, done.message).toBe('ok');
+    } finally {
+      lab('shape', B.name, 'off');
+      rmSync(rogue, { recursive: true, force: true });
+    }
     expect((await http(A.url, 'GET', `/api/nodes/${A.name}/vms/${VM}`)).json.state).toBe('running');
     await waitFor('the counter to continue on A', 30_000, () => counterOn(A.name) > before + 1);
   });

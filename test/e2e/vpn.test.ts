@@ -76,7 +76,13 @@ async function migrate(from: typeof A | typeof B, to: typeof A | typeof B) {
 beforeAll(async () => {
   requireRealLibvirt();
   lab('down');
-  lab('up', '2', '--nat', B.name, '--with-manager');
+  // Inside the tunnel the admin may choose not to encrypt twice: this lab runs dataTransport: plain.
+  process.env.KFLAB_DATA_TRANSPORT = 'plain';
+  try {
+    lab('up', '2', '--nat', B.name, '--with-manager');
+  } finally {
+    delete process.env.KFLAB_DATA_TRANSPORT;
+  }
   inNode(A.name, 'cp', '/var/cache/kvm-ferry/guest/guest.qcow2', `/var/lib/kvm-ferry/images/${VM}.qcow2`);
   await waitFor('both managers', 60_000, async () => {
     const ok = await Promise.all([A, B].map((n) => http(n.url, 'GET', '/healthz').then((r) => r.status === 200, () => false)));
@@ -154,7 +160,12 @@ describe('OpenVPN between a public node and a node behind NAT', () => {
     expect((await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name })).json.go).toBe(true);
   });
 
-  it('moves the running guest A → B through the tunnel, alive', async () => {
+  it('moves the running guest A → B through the tunnel, alive, unencrypted by the explicit choice pre-flight names', async () => {
+    const check = (await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name })).json;
+    expect(check.checks.find((c: { id: string }) => c.id === 'data-transport')).toEqual({
+      id: 'data-transport', ok: true,
+      message: `Memory and disks go to ${B.name} (${B.tun}) unencrypted (dataTransport: plain); anyone on that network path can read them.`,
+    });
     const there = await migrate(A, B);
     // Every byte libvirt moved went into A's tunnel device (plus headers and keepalives).
     expect(there.result.bytesMoved).toBeGreaterThan(1024 * 1024);

@@ -28,6 +28,11 @@ describe('config', () => {
     [{ virtType: 'xen' }, 'virtType'],
     [{ vmNetwork: 'bridge:br0;rm' }, 'vmNetwork'],
     [{ imgDir: '/x' }, 'imgDir'],
+    [{ dataTransport: 'ssl' }, 'dataTransport'],
+    [{ migrationTlsDir: 'pki' }, 'migrationTlsDir'],
+    [{ allowedHosts: 'kvm.example' }, 'allowedHosts'],
+    [{ allowedHosts: ['kvm.example:8080'] }, 'allowedHosts[0]'],
+    [{ allowedHosts: ['ok.example', 'evil"; x'] }, 'allowedHosts[1]'],
     [{ peers: [{ name: 'b' }] }, 'peers[0].sshHost'],
     [{ peers: [{ name: 'b', sshHost: 'h', sshKeyFile: '/k', hostKey: 'k', dataAddress: '10.0.0.2', extra: 1 }] }, 'peers[0].extra'],
   ])('names the bad key in %j', (raw, key) => {

@@ -64,6 +64,13 @@ describe('buildMigrateArgs', () => {
     }));
   });
 
+  it('asks for QEMU TLS on the memory and disk streams when the transport is tls, never for an offline move', () => {
+    const base = { sourceUri: 'qemu:///system', uuid: 'u', destUri: 'x', dataAddress: '10.0.0.2', copyTargets: ['vda'] };
+    expect(buildMigrateArgs({ ...base, mode: 'live', tls: true })).toContain('--tls');
+    expect(buildMigrateArgs({ ...base, mode: 'live', tls: false })).not.toContain('--tls');
+    expect(buildMigrateArgs({ ...base, mode: 'offline', tls: true })).not.toContain('--tls');
+  });
+
   it('copies no storage when the plan mirrors no disk (all shared or copied first)', () => {
     const args = buildMigrateArgs({ sourceUri: 'qemu:///system', uuid: 'u', destUri: 'x', dataAddress: '10.0.0.2', mode: 'live', copyTargets: [] });
     expect(args).not.toContain('--copy-storage-all');

@@ -12,6 +12,8 @@ export interface MigrateArgsInput {
   bandwidthMiBps?: number;
   /** Live: the disk targets QEMU mirrors (exactly the plan's "copy" disks); none → no storage copy. */
   copyTargets?: readonly string[];
+  /** Live: memory and NBD disk streams over QEMU's TLS (the destination checks our client certificate). */
+  tls?: boolean;
 }
 
 /** IPv6 addresses need brackets inside a URI. */
@@ -35,6 +37,8 @@ export function buildMigrateArgs(input: MigrateArgsInput): string[] {
     // Without --migrate-disks libvirt picks the disks itself (and skips read-only ones
     // silently); the plan decides, so the list is always explicit.
     if (targets.length) args.push('--copy-storage-all', '--migrate-disks', targets.join(','), '--disks-uri', `tcp://${host}`);
+    // The source checks the destination's certificate against the data address it connects to.
+    if (input.tls) args.push('--tls');
   } else {
     args.push('--offline', '--persistent', '--undefinesource');
   }

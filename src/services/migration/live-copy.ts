@@ -19,7 +19,7 @@ const SETUP_GRACE_MS = 90_000;
 export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid: string }, peer: PeerNode, job: JobContext, step: () => string, copyTargets: readonly string[]): Promise<MigrationProgress | null> {
   const uri = ctx.config.libvirtUri;
   const { name: vm, uuid } = target;
-  const args = buildMigrateArgs({ sourceUri: uri, uuid, destUri: peer.libvirtUri, dataAddress: peer.config.dataAddress, mode: 'live', copyTargets });
+  const args = buildMigrateArgs({ sourceUri: uri, uuid, destUri: peer.libvirtUri, dataAddress: peer.config.dataAddress, mode: 'live', copyTargets, tls: ctx.config.dataTransport === 'tls' });
   const killer = new AbortController();
   let stalledFor: number | null = null;
   const abortCopy = async () => {

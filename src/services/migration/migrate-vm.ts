@@ -13,6 +13,7 @@ import type { JobContext, JobOutcome } from '../job-runner.js';
 import type { NodeContext } from '../node-context.js';
 import type { VmInventory } from '../vm-inventory.js';
 import type { PeerDirectory, PeerNode } from './peer-nodes.js';
+import { dataTransportCheck } from './data-transport.js';
 import { runPreflight, type MigrationDisk, type MigrationMode, type PreflightResult } from './preflight.js';
 import { hasActiveJob, runLiveCopy } from './live-copy.js';
 import { copyFilesToPeer, moveDefinitionOffline } from './offline-copy.js';
@@ -145,6 +146,7 @@ export class VmMigrator {
       gatherFacts: () => gatherPlanFacts(this.ctx, peer, devices, mode, vm.uuid),
       probeControlChannel: () => this.probeControlChannel(peer),
       libvirtHasJob: () => hasActiveJob(this.ctx, vm.uuid).catch(() => false),
+      checkDataTransport: () => dataTransportCheck(this.ctx.config, this.ctx.config.nodeName, peer),
     });
     return { vmName, uuid: vm.uuid, peer, mode, options, preflight };
   }

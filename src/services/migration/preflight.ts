@@ -61,6 +61,8 @@ export interface PreflightInput {
   probeControlChannel: () => Promise<string | null>;
   /** True while libvirt itself runs a job (migration, block copy) on the VM. */
   libvirtHasJob: () => Promise<boolean>;
+  /** Live only: how memory and disks travel (TLS or plain), and whether both sides can. */
+  checkDataTransport: () => Promise<PreflightCheck>;
 }
 
 const SPACE_MARGIN_BYTES = 256 * 1024 ** 2;
@@ -108,15 +110,17 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
   }
   add('peer-reachable', true, `Node ${peer.name} (${hostname}) answers over SSH and libvirt.`);
   // Independent questions, asked at once (they share one SSH connection).
-  const [linkProblem, names, uuids, facts, mem, caps] = await Promise.all([
+  const [linkProblem, names, uuids, facts, mem, caps, transport] = await Promise.all([
     input.probeControlChannel(),
     peer.virsh(['list', '--all', '--name']),
     peer.virsh(['list', '--all', '--uuid']),
     input.gatherFacts().catch((e: unknown) => new Error(describeError(e))),
     mode === 'live' ? peer.virsh(['nodememstats']) : null,
     peer.virsh(['capabilities']),
+    mode === 'live' ? input.checkDataTransport() : null,
   ]);
   add('libvirt-link', linkProblem === null, linkProblem === null ? `libvirt on this node reaches ${peer.name}'s libvirtd (${peer.libvirtUri.split('?')[0]}).` : `libvirt on this node cannot reach ${peer.name}'s libvirtd for the migration: ${linkProblem}`);
+  if (transport) checks.push(transport);
 
   const has = (out: string, v: string) => out.split('\n').some((l) => l.trim() === v);
   add('name-free', !has(names.stdout, vm.name), has(names.stdout, vm.name) ? `A VM named ${vm.name} already exists on node ${peer.name}.` : `No VM named ${vm.name} on node ${peer.name}.`);
