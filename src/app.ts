@@ -7,6 +7,7 @@ import type { LocalNode } from './services/local-node.js';
 import type { Logger } from './log.js';
 import type { PeerDirectory } from './services/migration/peer-nodes.js';
 import type { VmMigrator } from './services/migration/migrate-vm.js';
+import type { MaintenanceService } from './services/maintenance/maintenance-service.js';
 import type { NodeActions } from './services/nodes/node-actions.js';
 import type { VmStatsService } from './services/vm-stats.js';
 import type { VpnService } from './services/vpn.js';
@@ -28,6 +29,7 @@ export interface AppDeps {
   jobsRepo: JobsRepository;
   peers: PeerDirectory;
   migrator: VmMigrator;
+  maintenance: MaintenanceService;
   actions: NodeActions;
   stats: VmStatsService;
   console: ConsoleService;

@@ -39,6 +39,20 @@ export interface StatsConfig {
   hourRetentionDays: number;
 }
 
+/** Maintenance mode (evacuation plan and run); see config/kvm-ferry.example.yaml (maintenance:). */
+export interface MaintenanceConfig {
+  /** Migrations at a time on one link (source → destination) during an evacuation or homecoming. */
+  maxParallelPerLink: number;
+  /** RAM this node holds back from what it offers to VMs moved here by another node's plan. */
+  reservedMemoryMiB: number;
+  /** A plan leaves at least this much RAM free on a destination after the VMs it places there. */
+  memoryMarginMiB: number;
+  /** … and at least this much disk free in its image directory. */
+  diskMarginMiB: number;
+  /** Link speed assumed for the predicted time until a migration to that node has been measured. */
+  assumedLinkMBps: number;
+}
+
 export interface Config {
   nodeName: string;
   libvirtUri: string;
@@ -60,6 +74,7 @@ export interface Config {
   migrationStallTimeoutSec: number;
   peers: PeerConfig[];
   stats: StatsConfig;
+  maintenance: MaintenanceConfig;
   /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
   vpn: VpnConfig | null;
   /** Where the config came from, for the log line at start-up. */
@@ -93,6 +108,7 @@ export function defaultConfig(): Config {
     migrationStallTimeoutSec: 30,
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
+    maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
     vpn: null,
     source: 'embedded default',
   };
@@ -126,7 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
-  'vpn',
+  'maintenance', 'vpn',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -152,6 +168,7 @@ export function parseConfig(raw: unknown): Config {
     migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
+    maintenance: maintenance(obj.maintenance, d.maintenance),
     vpn: parseVpnConfig(obj.vpn, (key, message) => {
       throw new ConfigError(key, message);
     }),
@@ -260,5 +277,28 @@ function statsValues(o: Record<string, unknown>, d: StatsConfig): StatsConfig {
     rawRetentionHours: int(o, 'rawRetentionHours', d.rawRetentionHours, 1, 24 * 31),
     minuteRetentionDays: int(o, 'minuteRetentionDays', d.minuteRetentionDays, 1, 366),
     hourRetentionDays: int(o, 'hourRetentionDays', d.hourRetentionDays, 1, 3660),
+  };
+}
+
+const MAINTENANCE_KEYS = new Set<string>(['maxParallelPerLink', 'reservedMemoryMiB', 'memoryMarginMiB', 'diskMarginMiB', 'assumedLinkMBps']);
+
+function maintenance(raw: unknown, d: MaintenanceConfig): MaintenanceConfig {
+  if (raw === undefined || raw === null) return d;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('maintenance', 'must be a mapping');
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!MAINTENANCE_KEYS.has(k)) throw new ConfigError(`maintenance.${k}`, `unknown key (known keys: ${[...MAINTENANCE_KEYS].join(', ')})`);
+  const n = (key: keyof MaintenanceConfig, min: number, max: number) => {
+    try {
+      return int(o, key, d[key], min, max);
+    } catch (e) {
+      throw e instanceof ConfigError ? new ConfigError(`maintenance.${key}`, e.message.replace(/^config: [^:]+: /, '')) : e;
+    }
+  };
+  return {
+    maxParallelPerLink: n('maxParallelPerLink', 1, 8),
+    reservedMemoryMiB: n('reservedMemoryMiB', 0, 16 * 1024 * 1024),
+    memoryMarginMiB: n('memoryMarginMiB', 0, 1024 * 1024),
+    diskMarginMiB: n('diskMarginMiB', 0, 1024 * 1024),
+    assumedLinkMBps: n('assumedLinkMBps', 1, 100_000),
   };
 }

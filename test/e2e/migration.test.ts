@@ -58,7 +58,7 @@ describe('live migration between two lab nodes', () => {
     const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate/check`, { to: B.name });
     expect(r.status).toBe(200);
     expect(r.json.go, JSON.stringify(r.json.checks)).toBe(true);
-    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'libvirt-link', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
+    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'peer-maintenance', 'libvirt-link', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
   });
 
   it('moves the running guest to B alive, sparse, and gone from A', async () => {

@@ -24,6 +24,7 @@ import { verifyMoved } from './verify-move.js';
 import { MoveSettler, type EjectedMedia } from './settle.js';
 import { ejectMedia } from './media.js';
 import { localSide } from './vm-sides.js';
+import { incomingRefusal } from '../maintenance/peer-state.js';
 
 /** One migration as asked and checked: everything the job needs, decided before it starts. */
 export interface MoveRequest {
@@ -145,6 +146,7 @@ export class VmMigrator {
       gatherFacts: () => gatherPlanFacts(this.ctx, peer, devices, mode, vm.uuid),
       probeControlChannel: () => this.probeControlChannel(peer),
       libvirtHasJob: () => hasActiveJob(this.ctx, vm.uuid).catch(() => false),
+      destinationTakesVms: () => incomingRefusal(peer),
     });
     return { vmName, uuid: vm.uuid, peer, mode, options, preflight };
   }
