@@ -14,6 +14,7 @@ import type { VpnService } from './services/vpn.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
+import { maintenancePageRoutes } from './web/maintenance-pages.js';
 import { vpnApiRoutes, vpnPageRoutes } from './web/vpn-routes.js';
 import { apiErrorHandler, toAppError } from './web/error-handler.js';
 import { apiContentTypes, sameOriginOnly } from './web/guards.js';
@@ -80,6 +81,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(csrfForms(new CsrfTokens(loadCsrfSecret(deps.config.dataDir))));
   app.use(vpnPageRoutes(deps));
   app.use(pageRoutes(deps));
+  app.use(maintenancePageRoutes(deps));
   app.use(consolePageRoutes(deps));
   app.use((_req, res) => {
     res.status(404).render('error', { nodeName: deps.node.name, error: { message: 'This page does not exist.', detail: null } });

@@ -45,6 +45,8 @@ export interface MaintenanceConfig {
   maxParallelPerLink: number;
   /** RAM this node holds back from what it offers to VMs moved here by another node's plan. */
   reservedMemoryMiB: number;
+  /** At most this much RAM offered to other nodes' plans (0: no cap) — a limit, stable against the host's own swings. */
+  offeredMemoryMiB: number;
   /** A plan leaves at least this much RAM free on a destination after the VMs it places there. */
   memoryMarginMiB: number;
   /** … and at least this much disk free in its image directory. */
@@ -108,7 +110,7 @@ export function defaultConfig(): Config {
     migrationStallTimeoutSec: 30,
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
-    maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
+    maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, offeredMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
     vpn: null,
     source: 'embedded default',
   };
@@ -280,7 +282,7 @@ function statsValues(o: Record<string, unknown>, d: StatsConfig): StatsConfig {
   };
 }
 
-const MAINTENANCE_KEYS = new Set<string>(['maxParallelPerLink', 'reservedMemoryMiB', 'memoryMarginMiB', 'diskMarginMiB', 'assumedLinkMBps']);
+const MAINTENANCE_KEYS = new Set<string>(['maxParallelPerLink', 'reservedMemoryMiB', 'offeredMemoryMiB', 'memoryMarginMiB', 'diskMarginMiB', 'assumedLinkMBps']);
 
 function maintenance(raw: unknown, d: MaintenanceConfig): MaintenanceConfig {
   if (raw === undefined || raw === null) return d;
@@ -297,6 +299,7 @@ function maintenance(raw: unknown, d: MaintenanceConfig): MaintenanceConfig {
   return {
     maxParallelPerLink: n('maxParallelPerLink', 1, 8),
     reservedMemoryMiB: n('reservedMemoryMiB', 0, 16 * 1024 * 1024),
+    offeredMemoryMiB: n('offeredMemoryMiB', 0, 16 * 1024 * 1024),
     memoryMarginMiB: n('memoryMarginMiB', 0, 1024 * 1024),
     diskMarginMiB: n('diskMarginMiB', 0, 1024 * 1024),
     assumedLinkMBps: n('assumedLinkMBps', 1, 100_000),

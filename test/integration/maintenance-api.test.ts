@@ -83,4 +83,18 @@ describe('maintenance API', () => {
     const started = await api(app, 'POST', '/api/nodes/alpha/vms/db-01/start?wait=30');
     expect(started.json.job?.state, JSON.stringify(started.json)).toBe('ok');
   });
+
+  it('shows the plan on the page: one row per VM with its decision and a destination choice', async () => {
+    app = await startTestApp(world(), { peers: [deadPeer] });
+    const page = await api(app, 'GET', '/nodes/alpha/maintenance?plan=1&shutOff=stay&to:web-01=auto');
+    expect(page.status).toBe(200);
+    expect(page.text).toMatch(/<tr class="maint-entry maint-cannot" data-vm="web-01" data-action="cannot"/);
+    expect(page.text).toMatch(/<tr class="maint-entry maint-stay" data-vm="db-01" data-action="stay"/);
+    expect(page.text).toContain('<select name="to:web-01"');
+    expect(page.text).toContain('id="start-maintenance"');
+    const bad = await api(app, 'GET', '/nodes/alpha/maintenance?plan=1&to:web-01=gamma');
+    expect(bad.status).toBe(400);
+    expect(bad.text).toContain('The destination of web-01 must be a peer node (beta), &#34;auto&#34; or &#34;exclude&#34;.');
+    expect((await api(app, 'GET', '/')).text).toContain('href="/nodes/alpha/maintenance"');
+  });
 });
