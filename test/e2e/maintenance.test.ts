@@ -80,6 +80,9 @@ describe('maintenance mode on three lab nodes', () => {
       return s.state === 'maintenance' ? s : null;
     });
     expect(done.summary).toBe('Evacuation finished: 3 moved, 0 failed, 1 stayed.');
+    // The run that finished is the restarted manager's; the killed one's job says it was interrupted.
+    expect(done.jobId).not.toBe(start.json.job.id);
+    expect((await http(A.url, 'GET', `/api/jobs/${start.json.job.id}`)).json).toMatchObject({ state: 'failed', message: expect.stringMatching(/^Interrupted: kvm-ferry restarted/) });
     expect(done.away.map((h: { vm: string; awayOn: string }) => `${h.vm}@${h.awayOn}`).sort()).toEqual([`mt-128@${B.name}`, `mt-192@${C.name}`, `mt-256@${B.name}`]);
     expect(names(A)).toEqual(['mt-big']);
     expect(names(B)).toEqual(['mt-128', 'mt-256']);
