@@ -97,4 +97,27 @@ describe('maintenance API', () => {
     expect(bad.text).toContain('The destination of web-01 must be a peer node (beta), &#34;auto&#34; or &#34;exclude&#34;.');
     expect((await api(app, 'GET', '/')).text).toContain('href="/nodes/alpha/maintenance"');
   });
+
+  it('streams the status as Server-Sent Events, again when a run changes it', async () => {
+    app = await startTestApp(world());
+    const ctrl = new AbortController();
+    const res = await fetch(`${app.url}/api/nodes/alpha/maintenance/events`, { signal: ctrl.signal });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = '';
+    const events = () => [...text.matchAll(/event: status\ndata: (.*)\n\n/g)].map((m) => JSON.parse(m[1]!));
+    const readUntil = async (ok: () => boolean) => {
+      while (!ok()) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await readUntil(() => events().length >= 1);
+    expect(events()[0]).toMatchObject({ node: 'alpha', state: 'normal' });
+    await api(app, 'POST', '/api/nodes/alpha/maintenance/start?wait=30', {});
+    await readUntil(() => events().some((e) => e.state === 'maintenance'));
+    expect(events().at(-1)).toMatchObject({ state: 'maintenance', summary: 'Evacuation finished: 0 moved, 0 failed, 2 stayed.' });
+    ctrl.abort();
+  });
 });

@@ -124,17 +124,14 @@ async function checkedPlan(req: PlanRequest, check: Check, perLink: number): Pro
   const asked = new Set<string>();
   for (let round = 0; round <= req.peers.length; round++) {
     const plan = planEvacuation(req, perLink);
-    let changed = false;
-    for (const e of plan.entries) {
-      if (e.action !== 'move' || asked.has(`${e.vm}\n${e.to}`)) continue;
-      asked.add(`${e.vm}\n${e.to}`);
-      const refusal = await check(e.vm, e.to!, e.mode ?? 'live').catch((err: unknown) => describeError(err));
-      if (refusal) {
-        (req.refused[e.vm] ??= {})[e.to!] = refusal;
-        changed = true;
-      }
-    }
-    if (!changed) return plan;
+    const fresh = plan.entries.filter((e) => e.action === 'move' && !asked.has(`${e.vm}\n${e.to}`));
+    for (const e of fresh) asked.add(`${e.vm}\n${e.to}`);
+    // Independent questions, asked at once (each pre-flight is mostly waiting on SSH).
+    const refusals = await Promise.all(fresh.map((e) => check(e.vm, e.to!, e.mode ?? 'live').catch((err: unknown) => describeError(err))));
+    fresh.forEach((e, i) => {
+      if (refusals[i]) (req.refused[e.vm] ??= {})[e.to!] = refusals[i]!;
+    });
+    if (!refusals.some(Boolean)) return plan;
   }
   return planEvacuation(req, perLink);
 }

@@ -10,6 +10,7 @@ import type { VmMigrator } from '../migration/migrate-vm.js';
 
 const POLL_MS = 1000;
 
+
 export type RunKind = 'evacuation' | 'homecoming';
 
 export interface RunnerDeps {
@@ -54,9 +55,12 @@ export class MaintenanceRunner {
         this.d.repo.setMoves(this.d.node, moves);
         await this.abortRunning(abortAsked);
       } else {
-        for (const m of nextMoves(moves, this.d.perLink)) moves = this.replace(moves, await this.begin(kind, m, user));
+        // Links are independent: their next moves start (and run their pre-flight) at once.
+        const begun = await Promise.all(nextMoves(moves, this.d.perLink).map((m) => this.begin(kind, m, user)));
+        for (const m of begun) moves = this.replace(moves, m);
       }
-      for (const m of moves.filter((x) => x.status === 'running')) moves = this.replace(moves, await this.follow(kind, m));
+      const followed = await Promise.all(moves.filter((x) => x.status === 'running').map((m) => this.follow(kind, m)));
+      for (const m of followed) moves = this.replace(moves, m);
       const done = moves.filter(isOver).length;
       const total = moves.reduce((a, m) => a + m.predictedSec, 0) || 1;
       const percent = Math.round((100 * moves.reduce((a, m) => a + (isOver(m) ? m.predictedSec : (m.predictedSec * m.percent) / 100), 0)) / total);
@@ -66,8 +70,24 @@ export class MaintenanceRunner {
         const s = summarize(moves);
         return { message, result: { run: kind, aborted, ...s } };
       }
-      await this.d.sleep(POLL_MS);
+      await this.nextChange(moves);
     }
+  }
+
+  /** Until a running move's job changes here (a local job's update) or POLL_MS passes (a peer's job is polled). */
+  private nextChange(moves: MoveState[]): Promise<void> {
+    const mine = new Set(moves.filter((m) => m.status === 'running' && m.from === this.d.node && m.jobId !== null).map((m) => m.jobId));
+    return new Promise((resolve) => {
+      const onUpdate = (j: Job | null) => {
+        if (j && mine.has(j.id) && j.state !== 'running') done();
+      };
+      const done = () => {
+        this.d.jobs.off('update', onUpdate);
+        resolve();
+      };
+      this.d.jobs.on('update', onUpdate);
+      void this.d.sleep(POLL_MS).then(done);
+    });
   }
 
   private replace(moves: MoveState[], m: MoveState): MoveState[] {
