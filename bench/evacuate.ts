@@ -42,12 +42,17 @@ async function main() {
     const t0 = Date.now();
     const start = await http(A.url, 'POST', `/api/nodes/${A.name}/maintenance/start`, {});
     if (start.status !== 202) throw new Error(`start: ${JSON.stringify(start.json)}`);
+    say(`start (plan again + pre-flight of each move) answered after ${((Date.now() - t0) / 1000).toFixed(2)} s`);
     const done = await until('the evacuation', 600_000, async () => {
       const s = (await http(A.url, 'GET', `/api/nodes/${A.name}/maintenance`)).json;
       return s.state === 'maintenance' ? s : null;
     });
     const evacuateWallS = (Date.now() - t0) / 1000;
     say(`evacuation: ${evacuateWallS.toFixed(2)} s — ${done.summary}`);
+    for (const m of done.moves as { vm: string; to: string; jobId: number }[]) {
+      const j = (await http(A.url, 'GET', `/api/jobs/${m.jobId}`)).json;
+      say(`  ${m.vm} → ${m.to}: job #${j.id} from +${((Date.parse(j.startedAt) - t0) / 1000).toFixed(2)} s for ${(j.durationMs / 1000).toFixed(2)} s`);
+    }
 
     const t1 = Date.now();
     const end = await http(A.url, 'POST', `/api/nodes/${A.name}/maintenance/end?wait=600`, {});

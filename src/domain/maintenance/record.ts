@@ -10,6 +10,8 @@ export type MaintenanceState = 'normal' | 'evacuating' | 'maintenance' | 'return
 export interface StoredPlan extends EvacuationPlan {
   shutOff: ShutOffPolicy;
   overrides: Record<string, string>;
+  /** What pre-flight refused, per VM and node, when the plan was made. */
+  refused: Record<string, Record<string, string>>;
   madeAt: string;
 }
 

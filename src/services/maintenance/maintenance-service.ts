@@ -12,6 +12,9 @@ import { MaintenanceRunner, type RunnerDeps } from './runner.js';
 import { parsePlanAsk } from './request.js';
 import { localRoom, type NodeRoom } from './room.js';
 
+/** How long the pre-flight answers of a shown plan are reused by Start. */
+const PLAN_REUSE_MS = 10 * 60_000;
+
 export interface MaintenanceStatus extends MaintenanceRecord {
   remainingSec: number;
   /** What this node offers VMs of other nodes' plans (null when libvirt cannot say). */
@@ -26,6 +29,7 @@ export interface MaintenanceStatus extends MaintenanceRecord {
  */
 export class MaintenanceService {
   private readonly runner: MaintenanceRunner;
+  private lastPlan: { key: string; refused: Record<string, Record<string, string>>; at: number } | null = null;
 
   constructor(
     private readonly ctx: NodeContext,
@@ -48,17 +52,23 @@ export class MaintenanceService {
     return { ...r, remainingSec: Math.round(remainingSec(r.moves, this.ctx.config.maintenance.maxParallelPerLink)), room, away: this.repo.awayFrom(this.node) };
   }
 
-  async plan(body: Record<string, unknown>) {
+  async plan(body: Record<string, unknown>, reuse = false) {
     const vms = await this.inventory.list();
     const ask = parsePlanAsk(body, vms.map((v) => v.name), this.peers.all().map((p) => p.name));
-    return this.planner.evacuation(ask, vms);
+    const key = JSON.stringify(ask);
+    const last = this.lastPlan;
+    const fresh = reuse && last && last.key === key && Date.now() - last.at < PLAN_REUSE_MS;
+    const plan = await this.planner.evacuation(ask, vms, fresh ? last.refused : undefined);
+    if (!fresh) this.lastPlan = { key, refused: plan.refused, at: Date.now() };
+    return plan;
   }
 
   /** Plans again from fresh facts (with the admin's adjustments), marks the node, and starts the moves. */
   async start(body: Record<string, unknown>, user: string | null): Promise<{ job: Job; maintenance: MaintenanceStatus }> {
     const cur = this.repo.get(this.node);
     if (cur.state !== 'normal') throw new AppError('VM_STATE_CONFLICT', `Node ${this.node} is already ${cur.state === 'returning' ? 'bringing its VMs home' : 'in maintenance'}.`);
-    const plan = await this.plan(body);
+    // The admin's plan of a moment ago: its pre-flight answers stand, the room is read again.
+    const plan = await this.plan(body, true);
     // Marked before the first move: from now on nothing new lands here.
     this.repo.setState(this.node, 'evacuating', { plan, moves: movesFromPlan(plan.entries, this.node), jobId: null, summary: null });
     const stayed = plan.entries.filter((e) => e.action !== 'move').length;

@@ -32,18 +32,22 @@ export class MaintenancePlanner {
     private readonly jobsRepo: JobsRepository,
   ) {}
 
-  async evacuation(ask: PlanAsk, vms: Vm[]): Promise<StoredPlan> {
+  /**
+   * `known` (the refusals of a plan the admin just saw) skips asking pre-flight again:
+   * each move's own job runs its pre-flight anyway, and a refusal there fails that move.
+   */
+  async evacuation(ask: PlanAsk, vms: Vm[], known?: Record<string, Record<string, string>>): Promise<StoredPlan> {
     const rooms = await Promise.all(this.peers.all().map((p) => this.peerRoom(p)));
     const req: PlanRequest = {
-      vms: vms.map(toPlace), peers: rooms, shutOff: ask.shutOff, overrides: ask.overrides, refused: {},
+      vms: vms.map(toPlace), peers: rooms, shutOff: ask.shutOff, overrides: ask.overrides, refused: structuredClone(known ?? {}),
       memoryMarginMiB: this.ctx.config.maintenance.memoryMarginMiB, diskMarginBytes: this.ctx.config.maintenance.diskMarginMiB * MIB,
     };
     const check: Check = async (vm, to, mode) => {
       const r = await this.migrator.check(vm, { to, mode });
       return r.go ? null : r.checks.find((c) => !c.ok)?.message ?? 'refused by pre-flight';
     };
-    const plan = await checkedPlan(req, check, this.perLink);
-    return { ...plan, shutOff: ask.shutOff, overrides: ask.overrides, madeAt: new Date().toISOString() };
+    const plan = known ? planEvacuation(req, this.perLink) : await checkedPlan(req, check, this.perLink);
+    return { ...plan, shutOff: ask.shutOff, overrides: ask.overrides, refused: req.refused, madeAt: new Date().toISOString() };
   }
 
   /** Every VM this node's evacuation moved and that is still away, planned back here. */
@@ -79,7 +83,7 @@ export class MaintenancePlanner {
     const moves: MoveState[] = plan.entries.filter((e) => e.action === 'move').map((e) => ({
       vm: e.vm, uuid: e.uuid, from: where.get(e.vm)!, to: me, mode: e.mode ?? 'live', status: 'pending', jobId: null, percent: 0, predictedSec: e.predictedSec, message: null,
     }));
-    const stored: StoredPlan = { ...plan, shutOff: 'offline', overrides: {}, madeAt: new Date().toISOString() };
+    const stored: StoredPlan = { ...plan, shutOff: 'offline', overrides: {}, refused: req.refused, madeAt: new Date().toISOString() };
     for (const l of lost) stored.entries.push({ vm: l.vm, uuid: l.uuid, action: 'cannot', to: null, mode: null, memoryMiB: 0, bytesToMove: 0, predictedSec: 0, reason: `Cannot bring it home: ${l.why}.` });
     return { plan: stored, moves };
   }

@@ -48,19 +48,27 @@ export class MaintenanceRunner {
       aborted = true;
       await this.abortRunning(abortAsked);
     });
+    // A move that was being started when a previous process died never got its job: start it again.
+    this.d.repo.setMoves(this.d.node, this.moves().map((m) => (m.status === 'running' && m.jobId === null ? { ...m, status: 'pending' as const } : m)));
+    let kick = () => {};
     for (;;) {
-      let moves = this.d.repo.get(this.d.node).moves;
       if (aborted) {
-        moves = moves.map((m) => (m.status === 'pending' ? { ...m, status: 'not-started' as const, message: 'Not started: the run was aborted.' } : m));
-        this.d.repo.setMoves(this.d.node, moves);
+        this.d.repo.setMoves(this.d.node, this.moves().map((m) => (m.status === 'pending' ? { ...m, status: 'not-started' as const, message: 'Not started: the run was aborted.' } : m)));
         await this.abortRunning(abortAsked);
       } else {
-        // Links are independent: their next moves start (and run their pre-flight) at once.
-        const begun = await Promise.all(nextMoves(moves, this.d.perLink).map((m) => this.begin(kind, m, user)));
-        for (const m of begun) moves = this.replace(moves, m);
+        // Started in the background (pre-flight takes seconds): a move ending on one link
+        // never waits for the next one's pre-flight on another.
+        for (const m of nextMoves(this.moves(), this.d.perLink)) {
+          this.replace({ ...m, status: 'running', jobId: null, message: 'Starting (pre-flight)…' });
+          void this.begin(kind, m, user).then((b) => {
+            this.replace(b);
+            kick();
+          });
+        }
       }
-      const followed = await Promise.all(moves.filter((x) => x.status === 'running').map((m) => this.follow(kind, m)));
-      for (const m of followed) moves = this.replace(moves, m);
+      const followed = await Promise.all(this.moves().filter((x) => x.status === 'running' && x.jobId !== null).map((m) => this.follow(kind, m)));
+      for (const m of followed) this.replace(m);
+      const moves = this.moves();
       const done = moves.filter(isOver).length;
       const total = moves.reduce((a, m) => a + m.predictedSec, 0) || 1;
       const percent = Math.round((100 * moves.reduce((a, m) => a + (isOver(m) ? m.predictedSec : (m.predictedSec * m.percent) / 100), 0)) / total);
@@ -70,12 +78,16 @@ export class MaintenanceRunner {
         const s = summarize(moves);
         return { message, result: { run: kind, aborted, ...s } };
       }
-      await this.nextChange(moves);
+      await this.nextChange(moves, (k) => (kick = k));
     }
   }
 
+  private moves(): MoveState[] {
+    return this.d.repo.get(this.d.node).moves;
+  }
+
   /** Until a running move's job changes here (a local job's update) or POLL_MS passes (a peer's job is polled). */
-  private nextChange(moves: MoveState[]): Promise<void> {
+  private nextChange(moves: MoveState[], onKick: (kick: () => void) => void): Promise<void> {
     const mine = new Set(moves.filter((m) => m.status === 'running' && m.from === this.d.node && m.jobId !== null).map((m) => m.jobId));
     return new Promise((resolve) => {
       const onUpdate = (j: Job | null) => {
@@ -86,12 +98,14 @@ export class MaintenanceRunner {
         resolve();
       };
       this.d.jobs.on('update', onUpdate);
+      onKick(done);
       void this.d.sleep(POLL_MS).then(done);
     });
   }
 
-  private replace(moves: MoveState[], m: MoveState): MoveState[] {
-    const next = moves.map((x) => (x.uuid === m.uuid && x.vm === m.vm ? m : x));
+  /** Over what SQLite holds now: a move started in the background may have changed since. */
+  private replace(m: MoveState): MoveState[] {
+    const next = this.moves().map((x) => (x.uuid === m.uuid && x.vm === m.vm ? m : x));
     this.d.repo.setMoves(this.d.node, next);
     return next;
   }
