@@ -42,7 +42,7 @@ async function main() {
     const t0 = Date.now();
     const start = await http(A.url, 'POST', `/api/nodes/${A.name}/maintenance/start`, {});
     if (start.status !== 202) throw new Error(`start: ${JSON.stringify(start.json)}`);
-    say(`start (plan again + pre-flight of each move) answered after ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+    say(`start (placement again from fresh room facts) answered after ${((Date.now() - t0) / 1000).toFixed(2)} s`);
     const done = await until('the evacuation', 600_000, async () => {
       const s = (await http(A.url, 'GET', `/api/nodes/${A.name}/maintenance`)).json;
       return s.state === 'maintenance' ? s : null;
