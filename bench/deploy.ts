@@ -42,7 +42,7 @@ async function main() {
   results.direct_p50_ms = pct(direct, 50);
   console.log(`direct            p50 ${pct(direct, 50).toFixed(1)} ms  p95 ${pct(direct, 95).toFixed(1)} ms`);
   for (const cost of COSTS) {
-    const nginx = await startNginx({ upstreamPort: Number(new URL(app.url).port), users: { admin: 'bench password' }, bcryptCost: cost });
+    const nginx = await startNginx({ dataDir: app.config.dataDir, upstreamPort: Number(new URL(app.url).port), users: { admin: 'bench password' }, bcryptCost: cost });
     try {
       const xs = await series(nginx.url + path, { authorization: 'Basic ' + Buffer.from('admin:bench password').toString('base64') });
       results[`nginx_c${cost}_p50_ms`] = pct(xs, 50);

@@ -90,9 +90,29 @@ fi
 upstream=$(awk '/^listenHost:/ {h=$2} /^listenPort:/ {p=$2} END {printf "%s:%s", (h ? h : "127.0.0.1"), (p ? p : 8080)}' "$etc/kvm-ferry/config.yaml")
 [[ "$upstream" =~ ^[0-9.]+:[0-9]{1,5}$ ]] || die "listenHost/listenPort in config.yaml must be an IPv4 address and a port for nginx (got $upstream)."
 install -d -m 0755 "$etc/nginx/sites-available" "$etc/nginx/sites-enabled"
+# The secret nginx proves itself to the manager with: the manager's own file (it makes one
+# on first start too), copied into an nginx include only root can read.
+datadir=$(awk '/^dataDir:/ {d=$2} END {print (d ? d : "/var/lib/kvm-ferry")}' "$etc/kvm-ferry/config.yaml")
+[[ "$datadir" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "dataDir in config.yaml must be an absolute path of plain characters (got $datadir)."
+keyfile="$DESTDIR$datadir/proxy.key"
+install -d -m 0750 "$DESTDIR$datadir"
+if [ ! -s "$keyfile" ]; then
+  (umask 077; head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$keyfile"; echo >> "$keyfile")
+  say "created $keyfile (the secret nginx adds to every request)"
+fi
+secret=$(tr -d '\n' < "$keyfile")
+[[ "$secret" =~ ^[A-Za-z0-9_-]{32,128}$ ]] || die "$keyfile does not hold a proxy secret; remove it and run this again."
+PROXY_CONF=/etc/nginx/kvm-ferry-proxy.conf
+tmp=$(mktemp)
+printf '# Made by kvm-ferry install-site.sh from %s/proxy.key; keep it readable by root only.\nproxy_set_header X-Kvm-Ferry-Proxy "%s";\n' "$datadir" "$secret" > "$tmp"
+if ! cmp -s "$tmp" "$DESTDIR$PROXY_CONF" 2>/dev/null; then
+  install -m 0600 "$tmp" "$DESTDIR$PROXY_CONF"
+  say "installed $DESTDIR$PROXY_CONF"
+fi
+rm -f "$tmp"; unset secret
 tmp=$(mktemp)
 sed -e "s|@LISTEN@|$LISTEN|g" -e "s|@SERVER_NAME@|$SERVER_NAME|g" -e "s|@UPSTREAM@|$upstream|g" \
-    -e "s|@CONSOLE_UPSTREAM@|$upstream|g" -e "s|@HTPASSWD@|$HTPASSWD|g" "$ROOT/config/nginx/kvm-ferry.conf" > "$tmp"
+    -e "s|@CONSOLE_UPSTREAM@|$upstream|g" -e "s|@HTPASSWD@|$HTPASSWD|g" -e "s|@PROXY_SECRET_CONF@|$PROXY_CONF|g" "$ROOT/config/nginx/kvm-ferry.conf" > "$tmp"
 if grep -v '^\s*#' "$tmp" | grep -q '@[A-Z_]*@'; then rm -f "$tmp"; die "the nginx template has a value this script does not fill in."; fi
 if ! cmp -s "$tmp" "$etc/nginx/sites-available/kvm-ferry" 2>/dev/null; then
   install -m 0644 "$tmp" "$etc/nginx/sites-available/kvm-ferry"

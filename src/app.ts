@@ -21,6 +21,8 @@ import { apiContentTypes, sameOriginOnly } from './web/guards.js';
 import { viewHelpers } from './web/view-helpers.js';
 import { CsrfTokens, csrfForms, loadCsrfSecret } from './web/csrf.js';
 import type { ConsoleService } from './services/console/console-service.js';
+import type { RequestTrust } from './web/proxy-trust.js';
+import { trustRequests } from './web/request-context.js';
 import { consoleApiRoutes, consolePageRoutes, novncStatic } from './web/console-routes.js';
 
 export interface AppDeps {
@@ -35,6 +37,8 @@ export interface AppDeps {
   stats: VmStatsService;
   console: ConsoleService;
   vpn: VpnService;
+  /** Who a request is from and which Host names the manager answers to. */
+  trust: RequestTrust;
   log: Logger;
 }
 
@@ -60,6 +64,7 @@ export function createApp(deps: AppDeps): express.Express {
     });
     next();
   });
+  app.use(trustRequests(deps.trust));
   app.use('/static/vendor/novnc', novncStatic());
   app.use('/static', express.static(join(root, 'public'), { maxAge: '1h', index: false }));
   // uPlot for the VM charts, served from the installed package: no CDN.
@@ -70,7 +75,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(s.status === 'up' ? 200 : 503).json({ ok: s.status === 'up', node: s.name, libvirt: s.status, ...(s.reason ? { reason: s.reason } : {}) });
   });
 
-  app.use(sameOriginOnly);
+  app.use(sameOriginOnly(deps.trust));
   app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use('/api', consoleApiRoutes(deps));
   app.use('/api', vpnApiRoutes(deps));

@@ -31,6 +31,7 @@ import { maintenanceSentence } from './domain/maintenance/sentences.js';
 import { MaintenanceService } from './services/maintenance/maintenance-service.js';
 import { MaintenancePlanner } from './services/maintenance/planner.js';
 import type { WorkRefusal } from './services/local-node.js';
+import { loadProxySecret, RequestTrust } from './web/proxy-trust.js';
 
 export interface Composed extends AppDeps {
   db: Db;
@@ -101,8 +102,11 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
     opts.now ?? Date.now,
   );
+  const peerNames = new Set(config.peers.map((p) => p.name));
+  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peerNames.has(n));
   return {
     config,
+    trust,
     node,
     peers,
     migrator,

@@ -60,6 +60,11 @@ export interface Config {
   libvirtUri: string;
   listenHost: string;
   listenPort: number;
+  /**
+   * Host names (and IP literals) a browser may use to reach the manager directly, besides
+   * loopback; requests through nginx carry its secret and nginx already checked the name.
+   */
+  allowedHosts: string[];
   dataDir: string;
   imageDir: string;
   isoDir: string;
@@ -98,6 +103,7 @@ export function defaultConfig(): Config {
     libvirtUri: 'qemu:///system',
     listenHost: '127.0.0.1',
     listenPort: 8080,
+    allowedHosts: [],
     dataDir: '/var/lib/kvm-ferry',
     imageDir: '/var/lib/libvirt/images',
     isoDir: '/var/lib/kvm-ferry/iso',
@@ -142,7 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 const KEYS = new Set<string>([
-  'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
+  'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
   'maintenance', 'vpn',
 ]);
@@ -158,6 +164,7 @@ export function parseConfig(raw: unknown): Config {
     libvirtUri: str(obj, 'libvirtUri', d.libvirtUri),
     listenHost: str(obj, 'listenHost', d.listenHost),
     listenPort: int(obj, 'listenPort', d.listenPort, 1, 65535),
+    allowedHosts: hostNames(obj.allowedHosts),
     dataDir: absPath(obj, 'dataDir', d.dataDir),
     imageDir: absPath(obj, 'imageDir', d.imageDir),
     isoDir: absPath(obj, 'isoDir', d.isoDir),
@@ -187,6 +194,17 @@ export function parseConfig(raw: unknown): Config {
     names.add(p.name);
   }
   return cfg;
+}
+
+function hostNames(raw: unknown): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('allowedHosts', 'must be a list of host names');
+  return raw.map((h, i) => {
+    if (typeof h !== 'string' || !/^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[[0-9A-Fa-f:.]+\]$/.test(h) || h.length > 253) {
+      throw new ConfigError(`allowedHosts[${i}]`, `"${String(h)}" is not a host name or IP address (without a port; IPv6 in brackets)`);
+    }
+    return h.toLowerCase();
+  });
 }
 
 function str(o: Record<string, unknown>, key: string, fallback: string): string {

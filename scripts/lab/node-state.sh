@@ -110,6 +110,12 @@ write_node_config() {
 		listen=$(node_addr "$node")
 		[[ -n $(nat_node) ]] && listen=0.0.0.0
 		printf 'nodeName: %s\nlibvirtUri: qemu:///system\nlistenHost: %s\nlistenPort: %d\n' "$node" "$listen" "$MANAGER_PORT"
+		# Listening on every address, the manager answers to the names tests and peers use.
+		if [[ -n $(nat_node) ]]; then
+			local h hosts=()
+			for h in "$(node_addr "$node")" "$(node_vpn_addr "$node")" "$(node_url_addr "$node")"; do [[ -n $h ]] && hosts+=("\"$h\""); done
+			printf 'allowedHosts: [%s]\n' "$(IFS=,; printf '%s' "${hosts[*]}")"
+		fi
 		printf 'dataDir: /var/lib/kvm-ferry\nimageDir: /var/lib/kvm-ferry/images\nisoDir: /var/lib/kvm-ferry/iso\n'
 		printf 'virtType: qemu\nvmNetwork: none\nserialLogDir: /var/log/libvirt/qemu\n'
 		# Short, so the cut-link test does not wait long for the stall to be noticed.

@@ -6,6 +6,7 @@ import { isValidNodeName, isValidVmName } from '../domain/names.js';
 import type { Logger } from '../log.js';
 import { CONSOLE_WS_PATH, type ConsoleService } from '../services/console/console-service.js';
 import { wsOriginAllowed } from './ws-origin.js';
+import type { RequestTrust } from './proxy-trust.js';
 
 const MAX_SESSIONS = 32;
 /** Above this many bytes queued towards the browser, stop reading from the VNC server. */
@@ -30,7 +31,7 @@ export interface ConsoleSockets {
  * ways. Refusals after the handshake close the socket with a CONSOLE_CLOSE code and a
  * sentence, because a browser cannot see why a handshake was refused.
  */
-export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleService; log: Logger }): ConsoleSockets {
+export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleService; log: Logger; trust: RequestTrust }): ConsoleSockets {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE, perMessageDeflate: false });
   const live = new Set<WebSocket>();
   const alive = new WeakMap<WebSocket, boolean>();
@@ -42,7 +43,8 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
       if (server.listenerCount('upgrade') === 1) refuse(socket, 404, 'No websocket endpoint here.');
       return;
     }
-    if (!wsOriginAllowed(req)) return refuse(socket, 403, 'Refused a console connection from another site.');
+    if (deps.trust.refusedHost(req) !== null) return refuse(socket, 421, 'Refused a console connection for a host name kvm-ferry does not answer to.');
+    if (!wsOriginAllowed(req, deps.trust)) return refuse(socket, 403, 'Refused a console connection from another site.');
     const node = url.searchParams.get('node');
     const vm = url.searchParams.get('vm');
     const ticket = url.searchParams.get('ticket');
@@ -72,7 +74,7 @@ export function attachConsoleWebsocket(server: Server, deps: { console: ConsoleS
     ws.on('message', collect);
     const r = await deps.console.connect(node, vm, ticket);
     ws.off('message', collect);
-    const who = { node, vm, user: proxiedUser(req), from: req.socket.remoteAddress };
+    const who = { node, vm, user: deps.trust.user(req), from: req.socket.remoteAddress };
     if (!r.ok) {
       deps.log.info('console refused', { ...who, code: r.closeCode, reason: r.reason });
       if (ws.readyState === ws.OPEN) ws.close(r.closeCode, closeReason(r.reason));
@@ -141,15 +143,8 @@ function pipe(ws: WebSocket, vnc: Duplex, early: Buffer[], closedText: string): 
   });
 }
 
-/** nginx passes the basic-auth user; trusted only from loopback, as for the page. */
-function proxiedUser(req: IncomingMessage): string | null {
-  const a = req.socket.remoteAddress ?? '';
-  const u = req.headers['x-remote-user'];
-  if (typeof u !== 'string' || !(a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1')) return null;
-  return u.length <= 128 && /^[\x21-\x7e]+$/.test(u) ? u : null;
-}
 
 function refuse(socket: Duplex, status: number, sentence: string): void {
   const body = JSON.stringify({ error: { message: sentence } });
-  socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 421 ? 'Misdirected Request' : status === 404 ? 'Not Found' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

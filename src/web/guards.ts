@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { AppError } from '../errors.js';
+import type { RequestTrust } from './proxy-trust.js';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -8,7 +9,11 @@ const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * change must come from this origin: Sec-Fetch-Site when the browser sends it,
  * else Origin against Host. Scripts (curl) send neither and pass.
  */
-export function sameOriginOnly(req: Request, _res: Response, next: NextFunction): void {
+export function sameOriginOnly(trust: RequestTrust) {
+  return (req: Request, _res: Response, next: NextFunction): void => checkSameOrigin(trust, req, next);
+}
+
+function checkSameOrigin(trust: RequestTrust, req: Request, next: NextFunction): void {
   if (!UNSAFE.has(req.method)) return next();
   const site = req.get('sec-fetch-site');
   if (site && site !== 'same-origin' && site !== 'none') {
@@ -22,17 +27,12 @@ export function sameOriginOnly(req: Request, _res: Response, next: NextFunction)
     } catch {
       return next(new AppError('CSRF_REJECTED', 'Refused a request with a malformed Origin header.'));
     }
-    const expected = req.get('x-forwarded-host') && isProxied(req) ? req.get('x-forwarded-host') : req.get('host');
+    const expected = trust.forwardedHost(req) ?? req.get('host');
     if (host !== expected) return next(new AppError('CSRF_REJECTED', 'Refused a cross-site request; use kvm-ferry from its own page.'));
   } else if (origin === 'null') {
     return next(new AppError('CSRF_REJECTED', 'Refused a request from an opaque origin.'));
   }
   next();
-}
-
-function isProxied(req: Request): boolean {
-  const a = req.socket.remoteAddress ?? '';
-  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
 }
 
 /** API bodies are JSON or form-encoded; anything else is refused before parsing. */

@@ -1,18 +1,27 @@
-import type { Request } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import { AppError } from '../errors.js';
+import type { RequestTrust } from './proxy-trust.js';
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+const users = new WeakMap<Request, string | null>();
 
-/** The reverse proxy is the only one allowed to tell us who the user is. */
-export function isFromLoopback(req: Request): boolean {
-  return LOOPBACK.has(req.socket.remoteAddress ?? '');
+/**
+ * First on every request: refuses a Host the manager does not answer to, and settles
+ * once who the request is from (see RequestTrust), for requestUser() everywhere after.
+ */
+export function trustRequests(trust: RequestTrust) {
+  return (req: Request, _res: Response, next: NextFunction): void => {
+    const refused = trust.refusedHost(req);
+    if (refused !== null) {
+      return next(new AppError('HOST_REFUSED', `Refused a request for host "${refused.slice(0, 100)}"; kvm-ferry answers only to loopback, its listen address and the names in allowedHosts (or through nginx).`));
+    }
+    users.set(req, trust.user(req));
+    next();
+  };
 }
 
-/** nginx passes the basic-auth user as X-Remote-User; trusted only from loopback. */
+/** The user nginx authenticated, or `peer:<name>` for a peer's forwarded request; null for anyone else. */
 export function requestUser(req: Request): string | null {
-  if (!isFromLoopback(req)) return null;
-  const u = req.get('x-remote-user');
-  if (!u || u.length > 128 || !/^[\x21-\x7e]+$/.test(u)) return null;
-  return u;
+  return users.get(req) ?? null;
 }
 
 export function bodyOf(req: Request): Record<string, unknown> {

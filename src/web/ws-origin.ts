@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { RequestTrust } from './proxy-trust.js';
 
 /**
  * Browsers always send Origin on a websocket handshake and do not apply CORS to it,
@@ -6,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
  * credentials; only this origin may. Clients without Origin (scripts) pass: the
  * one-time ticket is the check for them.
  */
-export function wsOriginAllowed(req: IncomingMessage): boolean {
+export function wsOriginAllowed(req: IncomingMessage, trust: RequestTrust): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   let host: string;
@@ -15,8 +16,7 @@ export function wsOriginAllowed(req: IncomingMessage): boolean {
   } catch {
     return false;
   }
-  const forwarded = header(req, 'x-forwarded-host');
-  const expected = forwarded && fromLoopback(req) ? forwarded : header(req, 'host');
+  const expected = trust.forwardedHost(req) ?? header(req, 'host');
   return host === expected;
 }
 
@@ -25,7 +25,3 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function fromLoopback(req: IncomingMessage): boolean {
-  const a = req.socket.remoteAddress ?? '';
-  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
-}

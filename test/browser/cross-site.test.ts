@@ -24,7 +24,7 @@ let evilUrl = '';
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/install-pkgs.sh --test (as root), then rerun.`);
   app = await startTestApp(makeFixture([{ name: 'kfdp-a' }, { name: 'kfdp-b' }]));
-  nginx = await startNginx({ upstreamPort: Number(new URL(app.url).port), users: { admin: 'cross site pw' } });
+  nginx = await startNginx({ dataDir: app.config.dataDir, upstreamPort: Number(new URL(app.url).port), users: { admin: 'cross site pw' } });
   const target = nginx.url;
   evil = createServer((req, res) => {
     res.setHeader('content-type', 'text/html');

@@ -38,6 +38,7 @@ beforeAll(async () => {
   expect(dflt).toEqual(['ssl_reject_handshake on;']);
   nginx = await startNginx({
     dir,
+    dataDir: app.config.dataDir,
     upstreamPort: Number(new URL(app.url).port),
     users: { admin: 'tls password' },
     listenSuffix: ' ssl',

@@ -24,7 +24,7 @@ beforeAll(async () => {
     upgrades.push(req.headers);
     sock.on('message', (m) => sock.send(`echo:${m.toString()}`));
   });
-  nginx = await startNginx({ upstreamPort: Number(new URL(app.url).port), consolePort: wsPort, users: { admin: 's3cret pass', alice: 'wonder' } });
+  nginx = await startNginx({ dataDir: app.config.dataDir, upstreamPort: Number(new URL(app.url).port), consolePort: wsPort, users: { admin: 's3cret pass', alice: 'wonder' } });
 });
 
 afterAll(async () => {

@@ -55,6 +55,8 @@ export interface TestNginx {
  */
 export async function startNginx(opts: {
   upstreamPort: number;
+  /** The manager's dataDir: its proxy.key goes into the include nginx adds, as install-site.sh does. */
+  dataDir: string;
   consolePort?: number;
   users: Record<string, string>;
   bcryptCost?: number;
@@ -73,7 +75,10 @@ export async function startNginx(opts: {
     execFileSync('htpasswd', ['-B', '-C', String(opts.bcryptCost ?? 5), '-i', ...(existsSync(htpasswd) ? [] : ['-c']), htpasswd, user], { input: pass, stdio: ['pipe', 'ignore', 'pipe'] });
   }
   const port = await freeLoopbackPort();
+  const proxyConf = join(dir, 'proxy-secret.conf');
+  writeFileSync(proxyConf, `proxy_set_header X-Kvm-Ferry-Proxy "${readFileSync(join(opts.dataDir, 'proxy.key'), 'utf8').trim()}";\n`, { mode: 0o600 });
   const rendered = renderSite({
+    PROXY_SECRET_CONF: proxyConf,
     LISTEN: `127.0.0.1:${port}${opts.listenSuffix ?? ''}`,
     SERVER_NAME: '127.0.0.1 localhost',
     UPSTREAM: `127.0.0.1:${opts.upstreamPort}`,

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { parseConfig, type Config } from '../../src/config.js';
@@ -61,4 +63,9 @@ export async function api(app: { url: string }, method: string, path: string, bo
     /* HTML or empty */
   }
   return { status: res.status, json, text, headers: res.headers };
+}
+
+/** The headers nginx adds for an authenticated user: X-Remote-User and the manager's proxy secret. */
+export function fromNginx(app: { config: Config }, user: string): Record<string, string> {
+  return { 'x-remote-user': user, 'x-kvm-ferry-proxy': readFileSync(join(app.config.dataDir, 'proxy.key'), 'utf8').trim() };
 }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeFixture } from '../helpers/fixture.js';
-import { api, startTestApp, type TestApp } from '../helpers/test-app.js';
+import { api, fromNginx, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 let app: TestApp | null = null;
 afterEach(async () => {
@@ -309,7 +309,7 @@ describe('jobs', () => {
 
   it('records the user from the proxy header and lists jobs newest first', async () => {
     const { app } = await appWith([{ name: 'a', state: 'shut-off' }]);
-    await api(app, 'POST', '/api/nodes/alpha/vms/a/start?wait=10', undefined, { 'x-remote-user': 'alice' });
+    await api(app, 'POST', '/api/nodes/alpha/vms/a/start?wait=10', undefined, fromNginx(app, 'alice'));
     const jobs = (await api(app, 'GET', '/api/jobs')).json;
     expect(jobs[0]).toMatchObject({ kind: 'start', vm: 'a', user: 'alice', state: 'ok' });
     expect(jobs[0].endedAt).not.toBeNull();

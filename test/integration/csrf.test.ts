@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeFixture } from '../helpers/fixture.js';
-import { api, startTestApp, type TestApp } from '../helpers/test-app.js';
+import { api, fromNginx, startTestApp, type TestApp } from '../helpers/test-app.js';
 import { CsrfTokens } from '../../src/web/csrf.js';
 
 let app: TestApp | null = null;
@@ -54,13 +54,13 @@ describe('CSRF token on page forms', () => {
 
   it('refuses a form POST without a token, with a bad token, or with another user\'s token, and changes nothing', async () => {
     app = await startTestApp(makeFixture([{ name: 'a' }]));
-    const { token: aliceToken } = await pageForm(app, { 'x-remote-user': 'alice' });
+    const { token: aliceToken } = await pageForm(app, fromNginx(app, 'alice'));
     const before = app.commands.length;
     const tries = [
       await postForm(app, '/nodes/alpha/vms/a/poweroff', {}),
       await postForm(app, '/nodes/alpha/vms/a/poweroff', { _csrf: 'x' }),
       await postForm(app, '/nodes/alpha/vms/a/poweroff', { _csrf: aliceToken.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) }),
-      await postForm(app, '/nodes/alpha/vms/a/poweroff', { _csrf: aliceToken }, { 'x-remote-user': 'mallory' }),
+      await postForm(app, '/nodes/alpha/vms/a/poweroff', { _csrf: aliceToken }, fromNginx(app, 'mallory')),
     ];
     for (const r of tries) {
       expect(r.status).toBe(403);
@@ -68,7 +68,7 @@ describe('CSRF token on page forms', () => {
     }
     expect(await vmState(app, 'a')).toBe('running');
     expect(app.commands.slice(before)).toEqual([]);
-    const ok = await postForm(app, '/nodes/alpha/vms/a/poweroff', { _csrf: aliceToken }, { 'x-remote-user': 'alice' });
+    const ok = await postForm(app, '/nodes/alpha/vms/a/poweroff', { _csrf: aliceToken }, fromNginx(app, 'alice'));
     expect(ok.status).toBe(303);
   });
 

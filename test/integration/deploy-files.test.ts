@@ -50,7 +50,13 @@ describe('scripts/install-site.sh', () => {
     expect(readFileSync(join(dest, 'etc/kvm-ferry/config.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'config/kvm-ferry.example.yaml'), 'utf8'));
     // The installed site is the template the e2e test runs behind a real nginx.
     const site = readFileSync(join(dest, 'etc/nginx/sites-available/kvm-ferry'), 'utf8');
-    expect(site).toBe(renderSite({ LISTEN: `127.0.0.1:${port}`, SERVER_NAME: 'node1.example.lan node1', UPSTREAM: '127.0.0.1:8080', CONSOLE_UPSTREAM: '127.0.0.1:8080', HTPASSWD: '/etc/nginx/kvm-ferry.htpasswd' }));
+    expect(site).toBe(renderSite({ LISTEN: `127.0.0.1:${port}`, SERVER_NAME: 'node1.example.lan node1', UPSTREAM: '127.0.0.1:8080', CONSOLE_UPSTREAM: '127.0.0.1:8080', HTPASSWD: '/etc/nginx/kvm-ferry.htpasswd', PROXY_SECRET_CONF: '/etc/nginx/kvm-ferry-proxy.conf' }));
+    // The secret nginx adds is the manager's own proxy.key, in a file only root reads.
+    const key = readFileSync(join(dest, 'var/lib/kvm-ferry/proxy.key'), 'utf8').trim();
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(statSync(join(dest, 'var/lib/kvm-ferry/proxy.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dest, 'etc/nginx/kvm-ferry-proxy.conf'), 'utf8')).toContain(`proxy_set_header X-Kvm-Ferry-Proxy "${key}";`);
+    expect(statSync(join(dest, 'etc/nginx/kvm-ferry-proxy.conf')).mode & 0o777).toBe(0o600);
     expect(readlinkSync(join(dest, 'etc/nginx/sites-enabled/kvm-ferry'))).toBe('../sites-available/kvm-ferry');
     expect(existsSync(join(dest, 'etc/nginx/sites-enabled/default'))).toBe(false);
 
@@ -62,7 +68,10 @@ describe('scripts/install-site.sh', () => {
 
     // nginx accepts the installed site.
     const conf = join(dest, 'nginx-test.conf');
-    writeFileSync(conf, `pid ${dest}/nginx.pid; error_log ${dest}/error.log; events {} http { access_log off; include ${dest}/etc/nginx/sites-enabled/kvm-ferry; }`);
+    // The site includes the secret by its installed (absolute) path: here that is under DESTDIR.
+    const siteHere = join(dest, 'site-under-destdir.conf');
+    writeFileSync(siteHere, site.replaceAll('/etc/nginx/kvm-ferry-proxy.conf', `${dest}/etc/nginx/kvm-ferry-proxy.conf`));
+    writeFileSync(conf, `pid ${dest}/nginx.pid; error_log ${dest}/error.log; events {} http { access_log off; include ${siteHere}; }`);
     const t = spawnSync('/usr/sbin/nginx', ['-t', '-q', '-p', dest, '-e', `${dest}/error.log`, '-c', conf], { encoding: 'utf8' });
     expect(t.stderr).toBe('');
     expect(t.status).toBe(0);

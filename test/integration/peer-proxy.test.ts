@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLoopbackSshd, type LoopbackSshd } from '../helpers/loopback-sshd.js';
 import { makeFixture } from '../helpers/fixture.js';
-import { api, startTestApp, type TestApp } from '../helpers/test-app.js';
+import { api, fromNginx, startTestApp, type TestApp } from '../helpers/test-app.js';
 
 /**
  * Two real managers: "alpha" knows "beta" as a peer and reaches beta's API through a
@@ -20,7 +20,8 @@ const peerEntry = (port: number, hostKey = () => sshd.hostKey) => ({
 beforeAll(async () => {
   sshd = await startLoopbackSshd();
   const fb = makeFixture([{ name: 'web-b', state: 'shut-off', disks: [{ path: '/var/lib/libvirt/images/web-b.qcow2' }] }]);
-  beta = await startTestApp(fb, { nodeName: 'beta' });
+  // Beta knows alpha as a peer too: a request alpha forwards is recorded as alpha's.
+  beta = await startTestApp(fb, { nodeName: 'beta', peers: [{ ...peerEntry(1), name: 'alpha' }] });
   betaPort = Number(new URL(beta.url).port);
   const fa = makeFixture([{ name: 'web-a' }]);
   alpha = await startTestApp(fa, { nodeName: 'alpha', peers: [peerEntry(betaPort)] });
@@ -44,10 +45,10 @@ describe('a peer node seen from this node', () => {
     expect(vms.json.map((v: { name: string }) => v.name)).toEqual(['web-b']);
   });
 
-  it('runs an action on the peer as a job there, with the user nginx authenticated here', async () => {
-    const r = await api(alpha, 'POST', '/api/nodes/beta/vms/web-b/start?wait=20', {}, { 'x-remote-user': 'olga' });
+  it('runs an action on the peer as a job there, recorded as the peer and the user nginx authenticated here', async () => {
+    const r = await api(alpha, 'POST', '/api/nodes/beta/vms/web-b/start?wait=20', {}, fromNginx(alpha, 'olga'));
     expect(r.status, JSON.stringify(r.json)).toBe(200);
-    expect(r.json.job).toMatchObject({ kind: 'start', node: 'beta', vm: 'web-b', state: 'ok', user: 'olga' });
+    expect(r.json.job).toMatchObject({ kind: 'start', node: 'beta', vm: 'web-b', state: 'ok', user: 'peer:alpha/olga' });
     expect(r.headers.get('location')).toBe(`/api/nodes/beta/jobs/${r.json.job.id}`);
     // The job lives on beta: beta has it, alpha's own job list does not.
     expect((await api(beta, 'GET', `/api/jobs/${r.json.job.id}`)).json.kind).toBe('start');

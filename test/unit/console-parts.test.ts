@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { closeReason, isLoopbackOnly, vncConnectHost } from '../../src/domain/console.js';
 import { ConsoleTickets } from '../../src/services/console/console-tickets.js';
+import { RequestTrust } from '../../src/web/proxy-trust.js';
 import { wsOriginAllowed } from '../../src/web/ws-origin.js';
 import { parseDomainXml } from '../../src/adapters/libvirt/domain-xml.js';
 
@@ -52,14 +53,15 @@ describe('console helpers', () => {
   });
 
   it('allows a websocket only from this origin, or from a client that sends none', () => {
-    expect(wsOriginAllowed(req({ host: 'node1:8080' }))).toBe(true);
-    expect(wsOriginAllowed(req({ host: 'node1:8080', origin: 'http://node1:8080' }))).toBe(true);
-    expect(wsOriginAllowed(req({ host: 'node1:8080', origin: 'https://evil.example' }))).toBe(false);
-    expect(wsOriginAllowed(req({ host: 'node1:8080', origin: 'not a url' }))).toBe(false);
-    // Behind nginx: X-Forwarded-Host counts only when the request comes from loopback.
+    const trust = new RequestTrust('s'.repeat(43), [], '127.0.0.1', () => false);
+    expect(wsOriginAllowed(req({ host: 'node1:8080' }), trust)).toBe(true);
+    expect(wsOriginAllowed(req({ host: 'node1:8080', origin: 'http://node1:8080' }), trust)).toBe(true);
+    expect(wsOriginAllowed(req({ host: 'node1:8080', origin: 'https://evil.example' }), trust)).toBe(false);
+    expect(wsOriginAllowed(req({ host: 'node1:8080', origin: 'not a url' }), trust)).toBe(false);
+    // Behind nginx: X-Forwarded-Host counts only with the secret nginx adds.
     const proxied = { host: '127.0.0.1:8080', origin: 'https://ferry.example', 'x-forwarded-host': 'ferry.example' };
-    expect(wsOriginAllowed(req(proxied, '127.0.0.1'))).toBe(true);
-    expect(wsOriginAllowed(req(proxied))).toBe(false);
+    expect(wsOriginAllowed(req({ ...proxied, 'x-kvm-ferry-proxy': 's'.repeat(43) }, '127.0.0.1'), trust)).toBe(true);
+    expect(wsOriginAllowed(req(proxied, '127.0.0.1'), trust)).toBe(false);
   });
 
   it('reads the domain id, present only while a VM is active', () => {

@@ -27,7 +27,8 @@ const MAX_BODY = 8 * 1024 * 1024;
  * its loopback, and the pinned host key authenticates the peer for us.
  */
 export class PeerManagerClient {
-  constructor(private readonly peerName: string, private readonly openTunnel: OpenTunnel) {}
+  /** `hostHeader`: the address the tunnel reaches the peer's manager at, as the peer answers to it. */
+  constructor(private readonly peerName: string, private readonly openTunnel: OpenTunnel, private readonly hostHeader = '127.0.0.1') {}
 
   async json(method: string, path: string, opts: PeerRequestOptions): Promise<PeerHttpResponse> {
     const res = await this.open(method, path, opts);
@@ -80,7 +81,7 @@ export class PeerManagerClient {
         method,
         path,
         host: 'peer',
-        headers,
+        headers: { ...headers, host: this.hostHeader },
         createConnection: (_o: unknown, cb: (err: Error | null, s?: Duplex) => void) => {
           this.openTunnel().then((s) => cb(null, asSocket(s)), (e: unknown) => cb(this.tunnelError(e)));
           return undefined;

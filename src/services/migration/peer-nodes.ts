@@ -22,7 +22,8 @@ export class PeerNode {
 
   constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void) {
     this.shell = new PeerShell(config, onRecord);
-    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort));
+    const host = config.managerHost.includes(':') ? `[${config.managerHost}]` : config.managerHost;
+    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort), `${host}:${config.managerPort}`);
     this.remote = new RemoteNode(config.name, this.api, localName, config.url);
   }
 

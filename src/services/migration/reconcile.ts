@@ -1,4 +1,4 @@
-import { AppError } from '../../errors.js';
+import { AppError, describeError } from '../../errors.js';
 import type { Job } from '../../domain/job.js';
 import { parseDomJobInfoRaw } from '../../domain/migration-progress.js';
 import { buildJobInfoArgs } from '../../adapters/virsh/migrate-args.js';
@@ -15,6 +15,7 @@ import { remoteFileFact } from './plan-facts.js';
 
 const FOLLOW_INTERVAL_MS = 1000;
 const FOLLOW_LIMIT_MS = 6 * 3600_000;
+const FOLLOW_MAX_FAILURES = 10;
 
 /**
  * The one start-up reconciler for migrations: settles those a previous process left
@@ -48,14 +49,7 @@ export class MigrationReconciler {
     if (!name || !uuid || !peer) {
       throw new AppError('LIBVIRT_FAILED', `Migration of ${name} was interrupted when kvm-ferry restarted before it had been checked; check node ${this.ctx.config.nodeName}${to ? ` and node ${to}` : ''} by hand.`);
     }
-    const started = Date.now();
-    while ((await this.isHere(uuid)) && (await hasActiveJob(this.ctx, uuid))) {
-      const r = await this.ctx.run('virsh', buildJobInfoArgs(this.ctx.config.libvirtUri, uuid, false), { timeoutMs: 10_000, check: false });
-      const p = parseDomJobInfoRaw(r.stdout);
-      if (p) jc.progress({ step: 'copy', ...p }, `Migrating ${name} to ${to}: ${p.percent}% (followed after a restart)`);
-      if (Date.now() - started > FOLLOW_LIMIT_MS) break;
-      await this.ctx.sleep(FOLLOW_INTERVAL_MS);
-    }
+    await this.follow(name, uuid, to, jc);
     const created = createdFilesFrom(job.result?.createdOnDestination);
     const ejected = Array.isArray(job.result?.ejectedMedia) ? (job.result.ejectedMedia as EjectedMedia[]) : [];
     const settled = await this.migrator.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, jc);
@@ -73,6 +67,28 @@ export class MigrationReconciler {
     }
     if (settled.kind === 'attention') throw new AppError('LIBVIRT_FAILED', `Needs attention: migration of ${name} to ${to} was interrupted when kvm-ferry restarted. ${settled.note}`);
     throw new AppError('LIBVIRT_FAILED', `Migration of ${name} to ${to} was interrupted when kvm-ferry restarted. ${settled.note}`);
+  }
+
+  /**
+   * Waits while libvirt here still runs the move. A failed query is not an answer: it is
+   * retried, and after several in a row the settling below asks both nodes itself.
+   */
+  private async follow(name: string, uuid: string, to: string, jc: JobContext): Promise<void> {
+    const started = Date.now();
+    let failures = 0;
+    while (Date.now() - started < FOLLOW_LIMIT_MS && failures < FOLLOW_MAX_FAILURES) {
+      try {
+        if (!(await this.isHere(uuid)) || !(await hasActiveJob(this.ctx, uuid))) return;
+        failures = 0;
+        const r = await this.ctx.run('virsh', buildJobInfoArgs(this.ctx.config.libvirtUri, uuid, false), { timeoutMs: 10_000, check: false });
+        const p = parseDomJobInfoRaw(r.stdout);
+        if (p) jc.progress({ step: 'copy', ...p }, `Migrating ${name} to ${to}: ${p.percent}% (followed after a restart)`);
+      } catch (e) {
+        failures++;
+        this.ctx.log.warn('could not follow an adopted migration; retrying', { vm: name, error: describeError(e) });
+      }
+      await this.ctx.sleep(FOLLOW_INTERVAL_MS);
+    }
   }
 
   private async isHere(uuid: string): Promise<boolean> {
