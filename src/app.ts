@@ -7,12 +7,14 @@ import type { LocalNode } from './services/local-node.js';
 import type { Logger } from './log.js';
 import type { PeerDirectory } from './services/migration/peer-nodes.js';
 import type { VmMigrator } from './services/migration/migrate-vm.js';
+import type { MaintenanceService } from './services/maintenance/maintenance-service.js';
 import type { NodeActions } from './services/nodes/node-actions.js';
 import type { VmStatsService } from './services/vm-stats.js';
 import type { VpnService } from './services/vpn.js';
 import { projectRoot } from './paths.js';
 import { apiRoutes } from './web/api-routes.js';
 import { pageRoutes } from './web/page-routes.js';
+import { maintenancePageRoutes } from './web/maintenance-pages.js';
 import { vpnApiRoutes, vpnPageRoutes } from './web/vpn-routes.js';
 import { apiErrorHandler, toAppError } from './web/error-handler.js';
 import { apiContentTypes, sameOriginOnly } from './web/guards.js';
@@ -30,6 +32,7 @@ export interface AppDeps {
   jobsRepo: JobsRepository;
   peers: PeerDirectory;
   migrator: VmMigrator;
+  maintenance: MaintenanceService;
   actions: NodeActions;
   stats: VmStatsService;
   console: ConsoleService;
@@ -83,6 +86,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(csrfForms(new CsrfTokens(loadCsrfSecret(deps.config.dataDir))));
   app.use(vpnPageRoutes(deps));
   app.use(pageRoutes(deps));
+  app.use(maintenancePageRoutes(deps));
   app.use(consolePageRoutes(deps));
   app.use((_req, res) => {
     res.status(404).render('error', { nodeName: deps.node.name, error: { message: 'This page does not exist.', detail: null } });

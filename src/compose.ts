@@ -25,6 +25,12 @@ import type { AppDeps } from './app.js';
 import { openStatsDatabase } from './adapters/db/stats-db.js';
 import { StatsReader } from './adapters/db/stats-reader.js';
 import { VmStatsService } from './services/vm-stats.js';
+import { MaintenanceRepository } from './adapters/db/maintenance-repository.js';
+import { refusesWork } from './domain/maintenance/record.js';
+import { maintenanceSentence } from './domain/maintenance/sentences.js';
+import { MaintenanceService } from './services/maintenance/maintenance-service.js';
+import { MaintenancePlanner } from './services/maintenance/planner.js';
+import type { WorkRefusal } from './services/local-node.js';
 import { loadProxySecret, RequestTrust } from './web/proxy-trust.js';
 
 export interface Composed extends AppDeps {
@@ -46,6 +52,9 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
   const jobsRepo = new JobsRepository(db);
   const jobs = new JobRunner(jobsRepo, log);
   const peers = new PeerDirectory(config, (r) => opts.onCommand?.(r));
+  const maintenanceRepo = new MaintenanceRepository(db);
+  // Read from SQLite on each request: the marker is the one a restart keeps.
+  const refusal: WorkRefusal = (what) => (refusesWork(maintenanceRepo.get(config.nodeName).state) ? maintenanceSentence(config.nodeName, what) : null);
   const node = new LocalNode({
     config,
     conn,
@@ -56,10 +65,12 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     run,
     log,
     sleep: opts.sleep ?? realSleep,
-  });
+  }, refusal);
   const vpn = new VpnService(config, run, opts.sleep ?? realSleep);
   if (vpn.configured) peers.setGate((p) => vpn.blockReason(p));
   const migrator = new VmMigrator(node.ctx, node.inventory, peers, jobsRepo);
+  const maintenance = new MaintenanceService(node.ctx, node.inventory, peers, maintenanceRepo,
+    new MaintenancePlanner(node.ctx, node.inventory, peers, migrator, jobsRepo), { jobs, jobsRepo, migrator });
   const actions = new NodeActions(node, peers, migrator, jobsRepo, jobs);
   const reconciler = new MigrationReconciler(node.ctx, peers, jobsRepo, jobs, migrator);
   const janitor = new LeftoverJanitor(jobsRepo, peers, async (uuid) => {
@@ -99,6 +110,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     node,
     peers,
     migrator,
+    maintenance,
     actions,
     reconciler,
     janitor,

@@ -39,6 +39,22 @@ export interface StatsConfig {
   hourRetentionDays: number;
 }
 
+/** Maintenance mode (evacuation plan and run); see config/kvm-ferry.example.yaml (maintenance:). */
+export interface MaintenanceConfig {
+  /** Migrations at a time on one link (source → destination) during an evacuation or homecoming. */
+  maxParallelPerLink: number;
+  /** RAM this node holds back from what it offers to VMs moved here by another node's plan. */
+  reservedMemoryMiB: number;
+  /** At most this much RAM offered to other nodes' plans (0: no cap) — a limit, stable against the host's own swings. */
+  offeredMemoryMiB: number;
+  /** A plan leaves at least this much RAM free on a destination after the VMs it places there. */
+  memoryMarginMiB: number;
+  /** … and at least this much disk free in its image directory. */
+  diskMarginMiB: number;
+  /** Link speed assumed for the predicted time until a migration to that node has been measured. */
+  assumedLinkMBps: number;
+}
+
 export interface Config {
   nodeName: string;
   libvirtUri: string;
@@ -72,6 +88,7 @@ export interface Config {
   migrationTlsDir: string;
   peers: PeerConfig[];
   stats: StatsConfig;
+  maintenance: MaintenanceConfig;
   /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
   vpn: VpnConfig | null;
   /** Where the config came from, for the log line at start-up. */
@@ -108,6 +125,7 @@ export function defaultConfig(): Config {
     migrationTlsDir: '/etc/pki/libvirt-migrate',
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
+    maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, offeredMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
     vpn: null,
     source: 'embedded default',
   };
@@ -141,7 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
-  'vpn',
+  'maintenance', 'vpn',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -170,6 +188,7 @@ export function parseConfig(raw: unknown): Config {
     migrationTlsDir: absPath(obj, 'migrationTlsDir', d.migrationTlsDir),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
+    maintenance: maintenance(obj.maintenance, d.maintenance),
     vpn: parseVpnConfig(obj.vpn, (key, message) => {
       throw new ConfigError(key, message);
     }),
@@ -289,5 +308,29 @@ function statsValues(o: Record<string, unknown>, d: StatsConfig): StatsConfig {
     rawRetentionHours: int(o, 'rawRetentionHours', d.rawRetentionHours, 1, 24 * 31),
     minuteRetentionDays: int(o, 'minuteRetentionDays', d.minuteRetentionDays, 1, 366),
     hourRetentionDays: int(o, 'hourRetentionDays', d.hourRetentionDays, 1, 3660),
+  };
+}
+
+const MAINTENANCE_KEYS = new Set<string>(['maxParallelPerLink', 'reservedMemoryMiB', 'offeredMemoryMiB', 'memoryMarginMiB', 'diskMarginMiB', 'assumedLinkMBps']);
+
+function maintenance(raw: unknown, d: MaintenanceConfig): MaintenanceConfig {
+  if (raw === undefined || raw === null) return d;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError('maintenance', 'must be a mapping');
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!MAINTENANCE_KEYS.has(k)) throw new ConfigError(`maintenance.${k}`, `unknown key (known keys: ${[...MAINTENANCE_KEYS].join(', ')})`);
+  const n = (key: keyof MaintenanceConfig, min: number, max: number) => {
+    try {
+      return int(o, key, d[key], min, max);
+    } catch (e) {
+      throw e instanceof ConfigError ? new ConfigError(`maintenance.${key}`, e.message.replace(/^config: [^:]+: /, '')) : e;
+    }
+  };
+  return {
+    maxParallelPerLink: n('maxParallelPerLink', 1, 8),
+    reservedMemoryMiB: n('reservedMemoryMiB', 0, 16 * 1024 * 1024),
+    offeredMemoryMiB: n('offeredMemoryMiB', 0, 16 * 1024 * 1024),
+    memoryMarginMiB: n('memoryMarginMiB', 0, 1024 * 1024),
+    diskMarginMiB: n('diskMarginMiB', 0, 1024 * 1024),
+    assumedLinkMBps: n('assumedLinkMBps', 1, 100_000),
   };
 }

@@ -28,6 +28,9 @@ async function main(): Promise<void> {
   void deps.janitor.runOnce();
   const orphans = await reconcileOrphanJobs(deps.node.ctx, deps.peers);
   if (orphans.length) log.warn('jobs interrupted by the previous run reconciled with libvirt', { jobs: orphans.map((j) => ({ id: j.id, kind: j.kind, vm: j.vm, state: j.state })) });
+  // After the orphans are settled: an evacuation or homecoming goes on from its stored moves.
+  const resumed = deps.maintenance.resume();
+  if (resumed) log.warn('maintenance run interrupted by the previous run continues', { jobId: resumed.id });
 
   const app = createApp(deps);
   const server = app.listen(config.listenPort, config.listenHost, () => {

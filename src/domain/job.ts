@@ -1,4 +1,4 @@
-export const JOB_KINDS = ['create', 'start', 'shutdown', 'poweroff', 'delete', 'migrate', 'cleanup'] as const;
+export const JOB_KINDS = ['create', 'start', 'shutdown', 'poweroff', 'delete', 'migrate', 'cleanup', 'maintenance'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export type JobState = 'running' | 'ok' | 'failed';
 
@@ -28,4 +28,5 @@ export const JOB_KIND_LABELS: Record<JobKind, string> = {
   delete: 'Delete',
   migrate: 'Migrate',
   cleanup: 'Clean up after a migration',
+  maintenance: 'Maintenance (evacuate or bring home)',
 };

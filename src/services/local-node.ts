@@ -6,6 +6,9 @@ import { VmPower } from './vm-power.js';
 import { nodeGetInfo } from '../adapters/libvirt/domain.js';
 import { describeError } from '../errors.js';
 
+/** Why the node refuses a new VM or a VM start right now (e.g. it is in maintenance), or null. */
+export type WorkRefusal = (what: 'create' | 'start') => string | null;
+
 export interface NodeStatus {
   name: string;
   local: boolean;
@@ -21,11 +24,12 @@ export class LocalNode {
   readonly creator: VmCreator;
   readonly power: VmPower;
 
-  constructor(readonly ctx: NodeContext) {
+  /** `refusal` says why this node takes no new VMs or starts now (maintenance), or null. */
+  constructor(readonly ctx: NodeContext, refusal: WorkRefusal = () => null) {
     this.inventory = new VmInventory(ctx);
     this.facts = new HostFacts(ctx);
-    this.creator = new VmCreator(ctx, this.facts, this.inventory);
-    this.power = new VmPower(ctx, this.inventory);
+    this.creator = new VmCreator(ctx, this.facts, this.inventory, refusal);
+    this.power = new VmPower(ctx, this.inventory, refusal);
   }
 
   get name(): string {

@@ -10,6 +10,7 @@ import type { VirtInstallDisk, VirtInstallSpec, VmNetworkChoice } from '../adapt
 import type { NodeContext } from './node-context.js';
 import type { HostFacts } from './host-facts.js';
 import type { VmInventory } from './vm-inventory.js';
+import type { WorkRefusal } from './local-node.js';
 
 export const VNC_LISTEN_DEFAULT = '127.0.0.1';
 
@@ -21,11 +22,13 @@ interface ResolvedCreate {
 }
 
 export class VmCreator {
-  constructor(private readonly ctx: NodeContext, private readonly facts: HostFacts, private readonly inventory: VmInventory) {}
+  constructor(private readonly ctx: NodeContext, private readonly facts: HostFacts, private readonly inventory: VmInventory, private readonly refusal: WorkRefusal = () => null) {}
 
   /** Validates everything up front (400/409 change nothing), then runs the creation as a job. */
   async request(body: Record<string, unknown>, user: string | null): Promise<Job> {
     const req = parseCreateVmRequest(body, await this.facts.limits());
+    const refused = this.refusal('create');
+    if (refused) throw new AppError('NODE_IN_MAINTENANCE', refused);
     const resolved = await this.resolve(req);
     const { name } = req;
     return this.ctx.jobs.submit(

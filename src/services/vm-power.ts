@@ -10,6 +10,7 @@ import {
 } from '../adapters/libvirt/domain.js';
 import type { NodeContext } from './node-context.js';
 import type { VmInventory } from './vm-inventory.js';
+import type { WorkRefusal } from './local-node.js';
 
 const MAX_SHUTDOWN_TIMEOUT_SEC = 3600;
 const POLL_MS = 1000;
@@ -20,11 +21,13 @@ const POLL_MS = 1000;
  * from then on everything (binding calls, virsh, re-reads) goes by that VM's UUID.
  */
 export class VmPower {
-  constructor(private readonly ctx: NodeContext, private readonly inventory: VmInventory) {}
+  constructor(private readonly ctx: NodeContext, private readonly inventory: VmInventory, private readonly refusal: WorkRefusal = () => null) {}
 
   async start(rawName: unknown, user: string | null, body: Record<string, unknown> = {}): Promise<Job> {
     const vm = await this.resolve(rawName, body);
     if (isActive(vm.state)) throw conflict(vm, 'is already running');
+    const refused = this.refusal('start');
+    if (refused) throw new AppError('NODE_IN_MAINTENANCE', refused);
     return this.submit('start', vm, user, {}, `Starting ${vm.name}…`, async () => {
       await domainCreateByUuid(this.ctx.conn, vm);
       return { message: `VM ${vm.name} started.` };

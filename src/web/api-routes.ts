@@ -6,6 +6,7 @@ import { bodyOf, queryOf, requestUser } from './request-context.js';
 import type { Job } from '../domain/job.js';
 import { streamJobEvents } from './job-events.js';
 import { forwardToPeer } from './peer-proxy.js';
+import { maintenanceApi } from './maintenance-routes.js';
 
 const MAX_WAIT_SEC = 600;
 
@@ -96,6 +97,8 @@ export function apiRoutes(deps: AppDeps): Router {
     local(req);
     await sendJob(req, res, await deps.migrator.request(req.params.vm, bodyOf(req), requestUser(req)));
   });
+
+  maintenanceApi(r, deps, local, sendJob);
 
   const abortJob = async (req: Request, res: import('express').Response) => {
     res.json({ job: await jobs.abort(requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id')) });

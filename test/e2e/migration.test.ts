@@ -81,7 +81,7 @@ describe('live migration between two lab nodes', () => {
     expect(r.status).toBe(200);
     expect(r.json.go, JSON.stringify(r.json.checks)).toBe(true);
     expect(r.json.checks.find((c: { id: string }) => c.id === 'data-transport').message).toBe(`Memory and disks go to ${B.name} (${B.addr}) encrypted (TLS); ${B.name} accepts only a node with a certificate from the cluster's CA.`);
-    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'libvirt-link', 'data-transport', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
+    expect(r.json.checks.map((c: { id: string }) => c.id)).toEqual(['vm-state', 'vm-idle', 'peer-reachable', 'peer-maintenance', 'libvirt-link', 'data-transport', 'name-free', 'uuid-free', 'devices', 'disk-space', 'memory', 'hypervisor']);
   });
 
   it('moves the running guest to B alive, sparse, and gone from A', async () => {

@@ -51,6 +51,14 @@ describe('config', () => {
     expect(() => parseConfig({ peers: [peer] })).toThrow(/appears twice/);
   });
 
+  it('reads the maintenance block and refuses bad values naming the key', () => {
+    expect(parseConfig({ maintenance: { maxParallelPerLink: 2, reservedMemoryMiB: 1024 } }).maintenance).toEqual({ ...defaultConfig().maintenance, maxParallelPerLink: 2, reservedMemoryMiB: 1024 });
+    expect(() => parseConfig({ maintenance: { maxParallelPerLink: 0 } })).toThrow('config: maintenance.maxParallelPerLink: must be a whole number from 1 to 8');
+    expect(() => parseConfig({ maintenance: { reservedMemoryMiB: -1 } })).toThrow(/maintenance\.reservedMemoryMiB/);
+    expect(() => parseConfig({ maintenance: { reserve: 1 } })).toThrow(/maintenance\.reserve: unknown key/);
+    expect(() => parseConfig({ maintenance: 3 })).toThrow('config: maintenance: must be a mapping');
+  });
+
   it('accepts the documented example file, whose values are the defaults', () => {
     const c = loadConfig({ KVM_FERRY_CONFIG: join(__dirname, '../../config/kvm-ferry.example.yaml') });
     const { source: _s, nodeName: _n, ...rest } = c;

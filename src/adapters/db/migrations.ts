@@ -23,4 +23,27 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX jobs_started ON jobs (started_at_ms);
     `,
   },
+  {
+    version: 2,
+    sql: `
+      -- A node in maintenance (or on its way in or out): one row per node, the plan and its moves as JSON.
+      CREATE TABLE maintenance (
+        node TEXT PRIMARY KEY,
+        state TEXT NOT NULL CHECK (state IN ('evacuating', 'maintenance', 'returning', 'normal')),
+        since_ms INTEGER NOT NULL,
+        plan TEXT,
+        moves TEXT NOT NULL DEFAULT '[]',
+        job_id INTEGER,
+        summary TEXT
+      );
+      -- Where each VM moved by an evacuation lives, and the node it came from.
+      CREATE TABLE vm_homes (
+        uuid TEXT PRIMARY KEY,
+        vm TEXT NOT NULL,
+        home TEXT NOT NULL,
+        away_on TEXT NOT NULL,
+        moved_at_ms INTEGER NOT NULL
+      );
+    `,
+  },
 ];

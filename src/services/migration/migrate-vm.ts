@@ -25,6 +25,7 @@ import { verifyMoved } from './verify-move.js';
 import { MoveSettler, type EjectedMedia } from './settle.js';
 import { ejectMedia } from './media.js';
 import { localSide } from './vm-sides.js';
+import { incomingRefusal } from '../maintenance/peer-state.js';
 
 /** One migration as asked and checked: everything the job needs, decided before it starts. */
 export interface MoveRequest {
@@ -147,6 +148,7 @@ export class VmMigrator {
       probeControlChannel: () => this.probeControlChannel(peer),
       libvirtHasJob: () => hasActiveJob(this.ctx, vm.uuid).catch(() => false),
       checkDataTransport: () => dataTransportCheck(this.ctx.config, this.ctx.config.nodeName, peer),
+      destinationTakesVms: () => incomingRefusal(peer),
     });
     return { vmName, uuid: vm.uuid, peer, mode, options, preflight };
   }

@@ -59,6 +59,8 @@ export interface PreflightInput {
   gatherFacts: () => Promise<GatheredFacts>;
   /** Reaches the peer's libvirtd the way virsh migrate will; null when it works, else why not. */
   probeControlChannel: () => Promise<string | null>;
+  /** The destination's own manager on whether it takes incoming migrations (maintenance). */
+  destinationTakesVms: () => Promise<{ ok: boolean; message: string }>;
   /** True while libvirt itself runs a job (migration, block copy) on the VM. */
   libvirtHasJob: () => Promise<boolean>;
   /** Live only: how memory and disks travel (TLS or plain), and whether both sides can. */
@@ -109,6 +111,8 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
     return { go: false, checks, plan, disks };
   }
   add('peer-reachable', true, `Node ${peer.name} (${hostname}) answers over SSH and libvirt.`);
+  const takes = await input.destinationTakesVms();
+  add('peer-maintenance', takes.ok, takes.message);
   // Independent questions, asked at once (they share one SSH connection).
   const [linkProblem, names, uuids, facts, mem, caps, transport] = await Promise.all([
     input.probeControlChannel(),
