@@ -4,6 +4,7 @@ import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isValidNodeName } from './domain/names.js';
 import { parseVpnConfig, type VpnConfig } from './config-vpn.js';
+import { defaultConvergenceConfig, parseConvergenceConfig, type ConvergenceConfig } from './config-convergence.js';
 
 export interface PeerConfig {
   name: string;
@@ -62,6 +63,8 @@ export interface Config {
   stats: StatsConfig;
   /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
   vpn: VpnConfig | null;
+  /** How live migrations of busy VMs are helped to finish (see config-convergence.ts). */
+  convergence: ConvergenceConfig;
   /** Where the config came from, for the log line at start-up. */
   source: string;
 }
@@ -94,6 +97,7 @@ export function defaultConfig(): Config {
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     vpn: null,
+    convergence: defaultConvergenceConfig(),
     source: 'embedded default',
   };
 }
@@ -126,7 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
-  'vpn',
+  'vpn', 'convergence',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -153,6 +157,9 @@ export function parseConfig(raw: unknown): Config {
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
     vpn: parseVpnConfig(obj.vpn, (key, message) => {
+      throw new ConfigError(key, message);
+    }),
+    convergence: parseConvergenceConfig(obj.convergence, (key, message) => {
       throw new ConfigError(key, message);
     }),
     source: 'file',

@@ -12,6 +12,12 @@ export interface MigrateArgsInput {
   bandwidthMiBps?: number;
   /** Live: the disk targets QEMU mirrors (exactly the plan's "copy" disks); none → no storage copy. */
   copyTargets?: readonly string[];
+  /** Live: QEMU's auto-converge vCPU throttle (first step, then per step, percent). */
+  autoConverge?: { initialPercent: number; incrementPercent: number };
+  /** Live: allow a later switch to post-copy (migrate-postcopy). */
+  postcopy?: boolean;
+  /** Live: multifd with this many connections (≥ 2). */
+  parallelConnections?: number;
 }
 
 /** IPv6 addresses need brackets inside a URI. */
@@ -35,6 +41,9 @@ export function buildMigrateArgs(input: MigrateArgsInput): string[] {
     // Without --migrate-disks libvirt picks the disks itself (and skips read-only ones
     // silently); the plan decides, so the list is always explicit.
     if (targets.length) args.push('--copy-storage-all', '--migrate-disks', targets.join(','), '--disks-uri', `tcp://${host}`);
+    if (input.autoConverge) args.push('--auto-converge', '--auto-converge-initial', String(input.autoConverge.initialPercent), '--auto-converge-increment', String(input.autoConverge.incrementPercent));
+    if (input.postcopy) args.push('--postcopy');
+    if (input.parallelConnections && input.parallelConnections >= 2) args.push('--parallel', '--parallel-connections', String(input.parallelConnections));
   } else {
     args.push('--offline', '--persistent', '--undefinesource');
   }
