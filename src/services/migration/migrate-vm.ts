@@ -93,6 +93,8 @@ export class VmMigrator {
     }
     let req: MoveRequest;
     try {
+      // Pre-flight measures the guest and the link (a few seconds): the job says so.
+      this.jobsRepo.setProgress(job.id, { step: 'preflight', phase: 'measuring', percent: 0 }, `Checking the migration of ${vmName} to ${to} and measuring the VM and the link…`);
       req = await this.prepare(asked, job.id);
     } catch (e) {
       this.jobsRepo.finish(job.id, 'failed', e instanceof AppError ? e.message : `Pre-flight failed: ${describeError(e)}`, e instanceof AppError ? e.detail ?? null : describeError(e));
@@ -189,7 +191,7 @@ export class VmMigrator {
       step = next;
       // The data has all moved by then: the page (and anyone watching) sees which step runs.
       const words = STEP_WORDS[next];
-      if (words) job.progress({ step: next, percent: 100 }, words(name, peer.name, this.ctx.config.nodeName));
+      if (words) job.progress({ step: next, ...(next === 'verify' ? { phase: 'verifying' } : {}), percent: 100 }, words(name, peer.name, this.ctx.config.nodeName));
     };
     try {
       let last: MigrationProgress | null = null;
