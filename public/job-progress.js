@@ -19,6 +19,12 @@
     set('.step', p.step || '');
     set('.bytes', p.dataTotalBytes ? `${bytes(p.dataProcessedBytes)} of ${bytes(p.dataTotalBytes)}` : '');
     set('.speed', p.speedBps ? `${bytes(p.speedBps)}/s` : '');
+    set('.phase', p.phase ? (p.phase === 'memory' ? `memory pass ${p.memoryPass}` : p.phase) : '');
+    set('.dirty', p.dirtyRateBps ? `guest writes ${bytes(p.dirtyRateBps)}/s` : '');
+    set('.remaining', p.remainingBytes != null ? `${bytes(p.remainingBytes)} left` : '');
+    set('.throttle', p.throttlePercent ? `VM slowed ${p.throttlePercent} %` : '');
+    set('.downtime', p.downtimeLimitMs ? `pause allowed ${p.downtimeLimitMs} ms` : '');
+    set('.policy-note', p.policyNote || '');
     set('.eta', p.etaSec != null && job.state === 'running' ? `about ${p.etaSec} s left` : '');
   };
   const es = new EventSource(box.dataset.events);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-guest.sh — build a tiny, real Linux guest for kvm-ferry end-to-end tests.
 #
-# Usage: scripts/build-guest.sh [OUTDIR]      (default: /var/cache/kvm-ferry/guest)
+# Usage: scripts/build-guest.sh [--variant busy] [OUTDIR]      (default: /var/cache/kvm-ferry/guest, busy: …/guest-busy)
 #
 # Everything comes from Debian packages (no network downloads besides apt), so
 # the result is reproducible-ish and works on an offline mirror. Produces:
@@ -45,7 +45,7 @@ readonly BUILD_DEPS=(busybox-static cpio syslinux syslinux-common isolinux mtool
 # Kernel command line shared by every boot path. console=ttyS0 puts kernel
 # messages and /dev/console on the first 16550 UART, which libvirt's
 # <serial> device is wired to.
-readonly KERNEL_ARGS="console=ttyS0"
+KERNEL_ARGS="console=ttyS0"
 
 log() { printf 'build-guest: %s\n' "$*"; }
 die() {
@@ -63,12 +63,29 @@ case "${1:-}" in
 	exit 0
 	;;
 esac
+# --variant busy: a separate image (own OUTDIR, so the default guest and its cache are
+# untouched) whose init also honours ferry_dirty=<MiB>: a small static C program rewrites
+# that much non-zero memory in a loop (zero pages cost QEMU nothing). Its kernel command
+# line carries ferry_dirty=${FERRY_DIRTY_MIB:-64}.
+VARIANT=default
+if [[ "${1:-}" == --variant ]]; then
+	[[ "${2:-}" == busy ]] || die "--variant: only \"busy\" exists"
+	VARIANT=busy
+	shift 2
+fi
 [[ $# -le 1 ]] || {
 	usage >&2
 	exit 2
 }
 
-OUTDIR=${1:-$DEFAULT_OUTDIR}
+if [[ $VARIANT == busy ]]; then
+	OUTDIR=${1:-/var/cache/kvm-ferry/guest-busy}
+	DIRTY_MIB=${FERRY_DIRTY_MIB:-64}
+	[[ $DIRTY_MIB =~ ^[0-9]{1,4}$ ]] || die "FERRY_DIRTY_MIB must be a whole number of MiB"
+	KERNEL_ARGS="$KERNEL_ARGS ferry_dirty=$DIRTY_MIB"
+else
+	OUTDIR=${1:-$DEFAULT_OUTDIR}
+fi
 # Absolute path of this script, so the freshness check does not depend on cwd.
 SCRIPT=$(readlink -f -- "${BASH_SOURCE[0]}")
 
@@ -256,6 +273,7 @@ if [ "$busy" = 1 ]; then
 	while :; do :; done &
 fi
 say "kvm-ferry-guest init started kernel $(uname -r) busy=$busy"
+# @DIRTY@
 
 n=1
 while :; do
@@ -266,6 +284,30 @@ while :; do
 done
 INIT
 chmod 0755 "$ROOT/init"
+
+if [[ $VARIANT == busy ]]; then
+	command -v gcc >/dev/null || die "the busy variant needs gcc (and libc6-dev for static linking)"
+	cat >"$STAGE/ferry-dirty.c" <<'CSRC'
+/* Rewrites N MiB of memory forever with non-zero data: one word per 4 KiB page per round
+ * dirties every page; the value changes each round so no page is ever zero or repeated. */
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	/* Lowest priority (busybox has no nice applet): PID 1's serial counter keeps its beat. */
+	if (nice(19) == -1) return 2;
+	size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 64, n = mib << 20;
+	volatile unsigned long *m = malloc(n);
+	if (!m) return 1;
+	for (unsigned long round = 1;; round++)
+		for (size_t i = 0; i < n / sizeof *m; i += 4096 / sizeof *m) m[i] = round * 2654435761UL + i;
+}
+CSRC
+	gcc -O2 -static -o "$ROOT/bin/ferry-dirty" "$STAGE/ferry-dirty.c"
+	# Started from init when the kernel command line asks for it (it nices itself to 19).
+	sed -i 's|^# @DIRTY@$|dirty=$(sed -n "s/.*ferry_dirty=\\([0-9]*\\).*/\\1/p" /proc/cmdline); if [ -n "$dirty" ]; then ferry-dirty "$dirty" \& say "kvm-ferry-guest dirtying $dirty MiB"; fi|' "$ROOT/init"
+else
+	sed -i '/^# @DIRTY@$/d' "$ROOT/init"
+fi
 
 # Sorted, owner-, inode- and mtime-independent archive so rebuilds from the same
 # packages give a byte-identical initrd (gzip -n drops the gzip timestamp).

@@ -4,6 +4,7 @@ import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isValidNodeName } from './domain/names.js';
 import { parseVpnConfig, type VpnConfig } from './config-vpn.js';
+import { defaultConvergenceConfig, parseConvergenceConfig, type ConvergenceConfig } from './config-convergence.js';
 
 export interface PeerConfig {
   name: string;
@@ -91,6 +92,8 @@ export interface Config {
   maintenance: MaintenanceConfig;
   /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
   vpn: VpnConfig | null;
+  /** How live migrations of busy VMs are helped to finish (see config-convergence.ts). */
+  convergence: ConvergenceConfig;
   /** Where the config came from, for the log line at start-up. */
   source: string;
 }
@@ -127,6 +130,7 @@ export function defaultConfig(): Config {
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, offeredMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
     vpn: null,
+    convergence: defaultConvergenceConfig(),
     source: 'embedded default',
   };
 }
@@ -159,7 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
-  'maintenance', 'vpn',
+  'maintenance', 'vpn', 'convergence',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -190,6 +194,9 @@ export function parseConfig(raw: unknown): Config {
     stats: stats(obj.stats, d.stats),
     maintenance: maintenance(obj.maintenance, d.maintenance),
     vpn: parseVpnConfig(obj.vpn, (key, message) => {
+      throw new ConfigError(key, message);
+    }),
+    convergence: parseConvergenceConfig(obj.convergence, (key, message) => {
       throw new ConfigError(key, message);
     }),
     source: 'file',

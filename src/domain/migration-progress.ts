@@ -13,8 +13,16 @@ export interface MigrationProgress {
   speedBps: number | null;
   etaSec: number | null;
   elapsedMs: number | null;
-  /** Only in the completed job's statistics. */
+  /** Only in the completed job's statistics (while running: QEMU's expected downtime). */
   downtimeMs: number | null;
+  /** QEMU's memory pass counter (0 while disks are mirrored; 1 = the first full pass). */
+  memoryIteration: number | null;
+  memoryRemainingBytes: number | null;
+  /** Bytes/s the guest dirtied in the last pass, as QEMU counts it. */
+  dirtyRateBps: number | null;
+  /** auto-converge's current vCPU throttle, percent. */
+  throttlePercent: number | null;
+  postcopyRequests: number | null;
 }
 
 const num = (raw: Record<string, string>, key: string): number | null => {
@@ -43,8 +51,10 @@ export function parseDomJobInfoRaw(text: string): MigrationProgress | null {
   const memBps = num(raw, 'memory_bps');
   const diskBps = num(raw, 'disk_bps');
   const speed = memBps === null && diskBps === null ? null : (memBps ?? 0) + (diskBps ?? 0);
+  const pageSize = num(raw, 'memory_page_size') ?? 4096;
+  const dirtyPages = num(raw, 'memory_dirty_rate');
   return {
-    percent: total > 0 ? Math.min(100, Math.round((1000 * processed) / total) / 10) : 0,
+    percent: truthfulPercent(total - remaining, total, remaining),
     dataTotalBytes: total,
     dataProcessedBytes: processed,
     dataRemainingBytes: remaining,
@@ -56,5 +66,20 @@ export function parseDomJobInfoRaw(text: string): MigrationProgress | null {
     etaSec: speed && speed > 0 ? Math.round(remaining / speed) : null,
     elapsedMs: num(raw, 'time_elapsed'),
     downtimeMs: num(raw, 'downtime'),
+    memoryIteration: num(raw, 'memory_iteration'),
+    memoryRemainingBytes: num(raw, 'memory_remaining'),
+    dirtyRateBps: dirtyPages === null ? null : dirtyPages * pageSize,
+    throttlePercent: num(raw, 'auto_converge_throttle'),
+    postcopyRequests: num(raw, 'memory_postcopy_requests'),
   };
+}
+
+/**
+ * Percent of the data in place: 100 only when nothing remains, never rounded up to it
+ * (a pre-copy that resends dirtied memory sits below 100 — and may fall — until it is done).
+ */
+export function truthfulPercent(done: number, total: number, remaining: number): number {
+  if (total <= 0) return 0;
+  if (remaining <= 0) return 100;
+  return Math.max(0, Math.min(99.9, Math.floor((1000 * done) / total) / 10));
 }

@@ -37,6 +37,11 @@ describe('parseDomJobInfoRaw', () => {
       etaSec: 3,
       elapsedMs: 1520,
       downtimeMs: null,
+      memoryIteration: null,
+      memoryRemainingBytes: 134217728,
+      dirtyRateBps: null,
+      throttlePercent: null,
+      postcopyRequests: null,
     });
   });
 

@@ -14,6 +14,12 @@ export interface MigrateArgsInput {
   copyTargets?: readonly string[];
   /** Live: memory and NBD disk streams over QEMU's TLS (the destination checks our client certificate). */
   tls?: boolean;
+  /** Live: QEMU's auto-converge vCPU throttle (first step, then per step, percent). */
+  autoConverge?: { initialPercent: number; incrementPercent: number };
+  /** Live: allow a later switch to post-copy (migrate-postcopy). */
+  postcopy?: boolean;
+  /** Live: multifd with this many connections (≥ 2). */
+  parallelConnections?: number;
 }
 
 /** IPv6 addresses need brackets inside a URI. */
@@ -39,6 +45,9 @@ export function buildMigrateArgs(input: MigrateArgsInput): string[] {
     if (targets.length) args.push('--copy-storage-all', '--migrate-disks', targets.join(','), '--disks-uri', `tcp://${host}`);
     // The source checks the destination's certificate against the data address it connects to.
     if (input.tls) args.push('--tls');
+    if (input.autoConverge) args.push('--auto-converge', '--auto-converge-initial', String(input.autoConverge.initialPercent), '--auto-converge-increment', String(input.autoConverge.incrementPercent));
+    if (input.postcopy) args.push('--postcopy');
+    if (input.parallelConnections && input.parallelConnections >= 2) args.push('--parallel', '--parallel-connections', String(input.parallelConnections));
   } else {
     args.push('--offline', '--persistent', '--undefinesource');
   }

@@ -13,7 +13,7 @@ export function failureSentence(e: unknown, step: string, vm: string, to: string
   const own = describeError(e);
   const text = `${own} ${(e as { detail?: string })?.detail ?? ''}`;
   let hint = '';
-  if (/no data reached/i.test(own)) hint = ` ${capitalize(own)}`;
+  if (/no data reached|within its budget/i.test(own)) hint = ` ${capitalize(own)}`;
   else if (/Connection refused|No route to host|Connection timed out|Network is unreachable|connection reset|Broken pipe|End of file while reading data/i.test(text)) hint = ` The connection to ${to} broke; check the network between the nodes.`;
   else if (/No space left|ran out of disk space/i.test(text)) hint = ` ${to} ran out of disk space; free some there.`;
   else if (/host key/i.test(text)) hint = ` ${to}'s SSH host key did not match the pinned one.`;

@@ -15,7 +15,7 @@ import type { VmInventory } from '../vm-inventory.js';
 import type { PeerDirectory, PeerNode } from './peer-nodes.js';
 import { dataTransportCheck } from './data-transport.js';
 import { runPreflight, type MigrationDisk, type MigrationMode, type PreflightResult } from './preflight.js';
-import { hasActiveJob, runLiveCopy } from './live-copy.js';
+import { hasActiveJob, runLiveCopy, type LiveCopyResult } from './live-copy.js';
 import { copyFilesToPeer, moveDefinitionOffline } from './offline-copy.js';
 import { failureSentence } from './failure-sentence.js';
 import { gatherPlanFacts } from './plan-facts.js';
@@ -26,6 +26,7 @@ import { MoveSettler, type EjectedMedia } from './settle.js';
 import { ejectMedia } from './media.js';
 import { localSide } from './vm-sides.js';
 import { incomingRefusal } from '../maintenance/peer-state.js';
+import { convergencePreflight, parseConvergenceChoice, type ConvergenceChoice, type ConvergencePlan } from './convergence-preflight.js';
 
 /** One migration as asked and checked: everything the job needs, decided before it starts. */
 export interface MoveRequest {
@@ -35,6 +36,8 @@ export interface MoveRequest {
   mode: MigrationMode;
   options: PlanOptions;
   preflight: PreflightResult;
+  /** Live moves: policy, bandwidth cap, measurements and prediction. */
+  convergence: ConvergencePlan | null;
 }
 
 const STEP_WORDS: Record<string, (vm: string, to: string, from: string) => string> = {
@@ -48,6 +51,7 @@ interface Asked {
   peer: PeerNode;
   options: PlanOptions;
   mode: MigrationMode | null;
+  convergence: ConvergenceChoice;
 }
 
 /** Steps from which on libvirt may have started the VM on the destination. */
@@ -67,9 +71,9 @@ export class VmMigrator {
   }
 
   /** Pre-flight only: what would happen, with a go/no-go reason per check and one decision per device. */
-  async check(rawName: unknown, body: Record<string, unknown>): Promise<PreflightResult & { vm: string; from: string; to: string; mode: MigrationMode }> {
+  async check(rawName: unknown, body: Record<string, unknown>): Promise<PreflightResult & { vm: string; from: string; to: string; mode: MigrationMode } & Record<string, unknown>> {
     const req = await this.prepare(await this.validate(rawName, body), null);
-    return { vm: req.vmName, from: this.ctx.config.nodeName, to: req.peer.name, mode: req.mode, ...req.preflight };
+    return { vm: req.vmName, from: this.ctx.config.nodeName, to: req.peer.name, mode: req.mode, ...req.preflight, ...convergenceView(req.convergence) };
   }
 
   /**
@@ -91,6 +95,8 @@ export class VmMigrator {
     }
     let req: MoveRequest;
     try {
+      // Pre-flight measures the guest and the link (a few seconds): the job says so.
+      this.jobsRepo.setProgress(job.id, { step: 'preflight', phase: 'measuring', percent: 0 }, `Checking the migration of ${vmName} to ${to} and measuring the VM and the link…`);
       req = await this.prepare(asked, job.id);
     } catch (e) {
       this.jobsRepo.finish(job.id, 'failed', e instanceof AppError ? e.message : `Pre-flight failed: ${describeError(e)}`, e instanceof AppError ? e.detail ?? null : describeError(e));
@@ -99,6 +105,7 @@ export class VmMigrator {
     const params = {
       to: req.peer.name, mode: req.mode, uuid: req.uuid, options: req.options,
       plan: req.preflight.plan, checks: req.preflight.checks,
+      ...convergenceView(req.convergence),
       // What a completed move removes here (the reconciler needs it after a restart).
       removeAfter: removableAfterMove(req.preflight.disks, req.preflight.plan?.items ?? []),
     };
@@ -129,8 +136,9 @@ export class VmMigrator {
     const peer = this.requirePeer(vmName, body);
     const options: PlanOptions = { ejectMedia: parseBool('ejectMedia', body.ejectMedia, false), copyMedia: parseBool('copyMedia', body.copyMedia, false) };
     const mode = body.mode === undefined || body.mode === '' ? null : requireChoice('mode', body.mode, ['live', 'offline'] as const, 'live');
+    const convergence = parseConvergenceChoice(body, this.ctx.config.convergence);
     await this.inventory.get(vmName);
-    return { vmName, peer, options, mode };
+    return { vmName, peer, options, mode, convergence };
   }
 
   private async prepare(asked: Asked, ownJobId: number | null): Promise<MoveRequest> {
@@ -150,7 +158,14 @@ export class VmMigrator {
       checkDataTransport: () => dataTransportCheck(this.ctx.config, this.ctx.config.nodeName, peer),
       destinationTakesVms: () => incomingRefusal(peer),
     });
-    return { vmName, uuid: vm.uuid, peer, mode, options, preflight };
+    let convergence: ConvergencePlan | null = null;
+    if (mode === 'live') {
+      // Measured only when everything else said go: a refused move costs no link test.
+      convergence = await convergencePreflight(this.ctx, { name: vmName, uuid: vm.uuid, memoryMiB: vm.memoryMiB }, peer, preflight.disks, asked.convergence, preflight.go);
+      preflight.checks.push(...convergence.checks);
+      preflight.go = preflight.checks.every((c) => c.ok);
+    }
+    return { vmName, uuid: vm.uuid, peer, mode, options, preflight, convergence };
   }
 
   /** The exact path virsh migrate takes to the peer's libvirtd (qemu+ssh, pinned host key). */
@@ -180,10 +195,11 @@ export class VmMigrator {
       step = next;
       // The data has all moved by then: the page (and anyone watching) sees which step runs.
       const words = STEP_WORDS[next];
-      if (words) job.progress({ step: next, percent: 100 }, words(name, peer.name, this.ctx.config.nodeName));
+      if (words) job.progress({ step: next, ...(next === 'verify' ? { phase: 'verifying' } : {}), percent: 100 }, words(name, peer.name, this.ctx.config.nodeName));
     };
     try {
       let last: MigrationProgress | null = null;
+      let live: LiveCopyResult | null = null;
       let copiedBytes = 0;
       const sums: Record<string, string> = {};
       const items = req.preflight.plan?.items ?? [];
@@ -208,7 +224,8 @@ export class VmMigrator {
       }
       if (mode === 'live') {
         enter('copy');
-        last = await runLiveCopy(this.ctx, vmRef, peer, job, () => step, files.filter((f) => f.decision === 'copy').map((f) => f.target!));
+        live = await runLiveCopy(this.ctx, vmRef, peer, job, () => step, files.filter((f) => f.decision === 'copy').map((f) => f.target!), req.convergence!);
+        last = live.last;
       } else {
         // Under the lock since pre-flight, but libvirt can be driven around kvm-ferry (virsh start).
         const now = await localSide(this.ctx, uuid);
@@ -235,6 +252,7 @@ export class VmMigrator {
         sourceRemoved: removed,
         ejectedMedia: ejected,
         stepMs: (enter('done'), stepMs),
+        ...(live ? { convergence: convergenceResult(req, live, completed, (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0), Date.now() - started) } : {}),
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
       const down = result.downtimeMs === null ? '' : `, ${result.downtimeMs} ms downtime`;
@@ -303,4 +321,30 @@ async function completedStats(peer: PeerNode, uuid: string): Promise<MigrationPr
   } catch {
     return null;
   }
+}
+
+/** Policy, cap and prediction as the check answer, the job's params and the page show them. */
+function convergenceView(c: ConvergencePlan | null): Record<string, unknown> {
+  if (!c) return {};
+  return { policy: c.choice.policy, bandwidthMiBps: c.choice.bandwidthMiBps, budgetSec: c.budgetSec, prediction: c.prediction, predictionProblems: c.predictionProblems };
+}
+
+/** The job's result for a live move: what the policy did, beside what the model said (so the model can be judged). */
+function convergenceResult(req: MoveRequest, live: LiveCopyResult, completed: MigrationProgress | null, bytesSent: number, durationMs: number): Record<string, unknown> {
+  const c = req.convergence!;
+  return {
+    policy: c.choice.policy,
+    bandwidthMiBps: c.choice.bandwidthMiBps,
+    iterations: live.iterations,
+    maxThrottlePercent: live.maxThrottlePercent,
+    downtimeLimitMs: live.downtimeLimitMs,
+    downtimeMs: completed?.downtimeMs ?? null,
+    postcopy: live.postcopy,
+    policyActions: live.actions,
+    bytesSent,
+    ramPlusDiskBytes: c.ramBytes + c.diskBytes,
+    averageBps: live.averageBps,
+    predicted: c.prediction ? { totalSec: c.prediction.chosen.totalSec, downtimeMs: c.prediction.chosen.downtimeMs, converges: c.prediction.chosen.converges, postcopy: c.prediction.chosen.postcopy, plainConverges: c.prediction.plain.converges } : null,
+    actualSec: Math.round(durationMs / 100) / 10,
+  };
 }

@@ -1,0 +1,89 @@
+import { badInput } from '../../errors.js';
+import { requireChoice } from '../../domain/numbers.js';
+import { CONVERGENCE_POLICIES, budgetSeconds, describePrediction, predictMigration, type ConvergencePolicy, type PolicySettings, type Prediction } from '../../domain/convergence/index.js';
+import type { ConvergenceConfig } from '../../config-convergence.js';
+import type { NodeContext } from '../node-context.js';
+import type { PeerNode } from './peer-nodes.js';
+import type { MigrationDisk, PreflightCheck } from './preflight.js';
+import { localPostcopyProblem, measureForMigration, peerPostcopyProblem, type Measurements } from './measure.js';
+
+/** What the request asked for, validated: the policy and the bandwidth cap. */
+export interface ConvergenceChoice {
+  policy: ConvergencePolicy;
+  /** MiB/s; 0 = no cap. */
+  bandwidthMiBps: number;
+}
+
+export const MAX_BANDWIDTH_MIBPS = 100_000;
+
+/** Bad values are refused with a sentence before anything is locked or started. */
+export function parseConvergenceChoice(body: Record<string, unknown>, cfg: ConvergenceConfig): ConvergenceChoice {
+  const policy = body.policy === undefined || body.policy === '' ? cfg.defaultPolicy : requireChoice('policy', body.policy, CONVERGENCE_POLICIES);
+  const raw = body.bandwidthMiBps ?? body.bandwidth;
+  let bandwidthMiBps = cfg.bandwidthMiBps;
+  if (raw !== undefined && raw !== null && raw !== '') {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d{1,9}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    if (!Number.isInteger(n) || n < 0 || n > MAX_BANDWIDTH_MIBPS) throw badInput('bandwidthMiBps', `The bandwidth cap must be a whole number of MiB/s from 0 (no cap) to ${MAX_BANDWIDTH_MIBPS}.`);
+    bandwidthMiBps = n;
+  }
+  return { policy, bandwidthMiBps };
+}
+
+export interface PredictionReport extends Prediction {
+  sentence: string;
+  measuredMs: number;
+  ramBytes: number;
+  diskBytes: number;
+  touchedRamBytes: number | null;
+  budgetSec: number;
+}
+
+export interface ConvergencePlan {
+  choice: ConvergenceChoice;
+  settings: PolicySettings;
+  /** RAM + copied disk, the budget's base and the page's "of … total". */
+  budgetSec: number;
+  ramBytes: number;
+  diskBytes: number;
+  checks: PreflightCheck[];
+  prediction: PredictionReport | null;
+  /** Why there is no prediction (a measurement failed, or measuring is off). */
+  predictionProblems: string[];
+}
+
+export function policySettings(cfg: ConvergenceConfig, policy: ConvergencePolicy, budgetSec: number): PolicySettings {
+  return { policy, maxDowntimeMs: cfg.maxDowntimeMs, budgetSec, stallIterations: cfg.stallIterations, throttleInitialPercent: cfg.throttleInitialPercent, throttleIncrementPercent: cfg.throttleIncrementPercent };
+}
+
+/**
+ * The convergence part of a live migration's pre-flight: post-copy's requirement for
+ * fast-finish (a check that can refuse), then the measurements and the prediction (never a
+ * refusal: a VM that cannot be measured can still be moved).
+ */
+export async function convergencePreflight(ctx: NodeContext, vm: { name: string; uuid: string; memoryMiB: number }, peer: PeerNode, disks: MigrationDisk[], choice: ConvergenceChoice, measureNow: boolean): Promise<ConvergencePlan> {
+  const cfg = ctx.config.convergence;
+  const ramBytes = vm.memoryMiB * 1024 * 1024;
+  const diskBytes = disks.filter((d) => d.decision === 'copy').reduce((a, d) => a + d.allocatedBytes, 0);
+  const budgetSec = budgetSeconds(ramBytes, diskBytes, cfg.budgetSecPerGiB, cfg.budgetMinSec);
+  const settings = policySettings(cfg, choice.policy, budgetSec);
+  const checks: PreflightCheck[] = [];
+  if (choice.policy === 'fast-finish') {
+    const problems = (await Promise.all([localPostcopyProblem(ctx.config.nodeName), peerPostcopyProblem(peer)])).filter((p): p is string => p !== null);
+    checks.push({
+      id: 'postcopy',
+      ok: problems.length === 0,
+      message: problems.length
+        ? `Fast finish cannot switch to post-copy: ${problems.join(' ')}`
+        : `Both nodes support post-copy. Risk: if the link to ${peer.name} breaks during post-copy, the VM is lost on both sides.`,
+    });
+  }
+  if (!measureNow || !cfg.measure) return { choice, settings, budgetSec, ramBytes, diskBytes, checks, prediction: null, predictionProblems: cfg.measure ? [] : ['Measuring is turned off (convergence.measure).'] };
+  const m: Measurements = await measureForMigration(ctx, vm, peer);
+  if (m.dirtyBps === null || m.linkBps === null) return { choice, settings, budgetSec, ramBytes, diskBytes, checks, prediction: null, predictionProblems: m.problems };
+  const capBps = choice.bandwidthMiBps > 0 ? choice.bandwidthMiBps * 1024 * 1024 : null;
+  const p = predictMigration({ ramBytes, touchedRamBytes: m.touchedRamBytes, diskBytes, dirtyBps: m.dirtyBps, linkBps: m.linkBps, capBps, settings });
+  return {
+    choice, settings, budgetSec, ramBytes, diskBytes, checks, predictionProblems: [],
+    prediction: { ...p, sentence: describePrediction(p, vm.name, peer.name), measuredMs: m.durationMs, ramBytes, diskBytes, touchedRamBytes: m.touchedRamBytes, budgetSec },
+  };
+}
