@@ -58,6 +58,8 @@ export interface Config {
   virtInstallTimeoutSec: number;
   /** A migration that moves no data for this long is aborted (link down, peer frozen). */
   migrationStallTimeoutSec: number;
+  /** A libvirt binding call without an answer for this long fails with "libvirt does not answer". */
+  libvirtTimeoutSec: number;
   peers: PeerConfig[];
   stats: StatsConfig;
   /** This node's OpenVPN instance (see config-vpn.ts); null when the node uses no tunnel. */
@@ -91,6 +93,7 @@ export function defaultConfig(): Config {
     keepSourceDisks: false,
     virtInstallTimeoutSec: 600,
     migrationStallTimeoutSec: 30,
+    libvirtTimeoutSec: 10,
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     vpn: null,
@@ -125,7 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'peers', 'stats',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'libvirtTimeoutSec', 'peers', 'stats',
   'vpn',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
@@ -150,6 +153,7 @@ export function parseConfig(raw: unknown): Config {
     keepSourceDisks: bool(obj, 'keepSourceDisks', d.keepSourceDisks),
     virtInstallTimeoutSec: int(obj, 'virtInstallTimeoutSec', d.virtInstallTimeoutSec, 10, 7200),
     migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
+    libvirtTimeoutSec: int(obj, 'libvirtTimeoutSec', d.libvirtTimeoutSec, 1, 600),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
     vpn: parseVpnConfig(obj.vpn, (key, message) => {
