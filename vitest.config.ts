@@ -1,5 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+// Test workers run with the pool size the manager and the stats daemon give themselves
+// (src/threadpool.ts): libvirt calls are bounded by it (src/adapters/libvirt/call-limit.ts).
+// Set here, in the parent, so every forked worker inherits it before its pool starts.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 export default defineConfig({
   test: {
     projects: [

@@ -9,6 +9,14 @@
   let timer = null;
 
   const fmtMiB = (u, v) => (v == null ? '—' : `${Math.round(v)} MiB`);
+  const fmtRate = (u, v) => {
+    if (v == null) return '—';
+    const units = ['B/s', 'KiB/s', 'MiB/s', 'GiB/s'];
+    let x = v;
+    let i = 0;
+    while (x >= 1024 && i < units.length - 1) { x /= 1024; i++; }
+    return `${x >= 10 || i === 0 ? Math.round(x) : x.toFixed(1)} ${units[i]}`;
+  };
   const fmtPct = (u, v) => (v == null ? '—' : `${v.toFixed(1)} %`);
 
   function make(id, label, series, fmt, yRange) {
@@ -32,6 +40,10 @@
     const p = h.points;
     charts['chart-cpu'].setData([p.t, p.cpu, p.cpuMax]);
     charts['chart-ram'].setData([p.t, p.ram, p.ramMax]);
+    if (p.io) {
+      charts['chart-disk'].setData([p.t, p.io.diskRdBytes, p.io.diskWrBytes]);
+      charts['chart-net'].setData([p.t, p.io.netInBytes, p.io.netOutBytes]);
+    }
     const count = root.querySelector('.point-count');
     if (count) count.textContent = String(p.t.length);
     root.dataset.loadedRange = range;
@@ -39,6 +51,9 @@
 
   make('chart-cpu', 'CPU', [{ label: 'CPU avg', color: '#245aa8' }, { label: 'CPU max', color: '#9db6de', width: 1 }], fmtPct, [0, 100]);
   make('chart-ram', 'RAM', [{ label: 'RAM avg', color: '#1d7a46' }, { label: 'RAM max', color: '#9fd3b3', width: 1 }], fmtMiB, null);
+
+  make('chart-disk', 'Disk', [{ label: 'read', color: '#8a5a00' }, { label: 'written', color: '#d9a640' }], fmtRate, null);
+  make('chart-net', 'Network', [{ label: 'in (received)', color: '#6a3d9a' }, { label: 'out (sent)', color: '#b89ad6' }], fmtRate, null);
 
   function select(r) {
     range = r;

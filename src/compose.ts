@@ -48,7 +48,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     log.debug('command', { file: r.file, args: r.args });
     opts.onCommand?.(r);
   });
-  const conn = new LibvirtConnection(config.libvirtUri);
+  const conn = new LibvirtConnection(config.libvirtUri, config.libvirtTimeoutSec * 1000);
   const jobsRepo = new JobsRepository(db);
   const jobs = new JobRunner(jobsRepo, log);
   const peers = new PeerDirectory(config, (r) => opts.onCommand?.(r));

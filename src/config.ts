@@ -87,6 +87,8 @@ export interface Config {
   dataTransport: 'tls' | 'plain';
   /** libvirt's migration certificate directory (qemu.conf migrate_tls_x509_cert_dir), the same path on every node. */
   migrationTlsDir: string;
+  /** A libvirt binding call without an answer for this long fails with "libvirt does not answer". */
+  libvirtTimeoutSec: number;
   peers: PeerConfig[];
   stats: StatsConfig;
   maintenance: MaintenanceConfig;
@@ -126,6 +128,7 @@ export function defaultConfig(): Config {
     migrationStallTimeoutSec: 30,
     dataTransport: 'tls',
     migrationTlsDir: '/etc/pki/libvirt-migrate',
+    libvirtTimeoutSec: 10,
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, offeredMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
@@ -162,7 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'libvirtTimeoutSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
   'maintenance', 'vpn', 'convergence',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
@@ -190,6 +193,7 @@ export function parseConfig(raw: unknown): Config {
     migrationStallTimeoutSec: int(obj, 'migrationStallTimeoutSec', d.migrationStallTimeoutSec, 5, 3600),
     dataTransport: oneOf(obj, 'dataTransport', d.dataTransport, ['tls', 'plain'] as const),
     migrationTlsDir: absPath(obj, 'migrationTlsDir', d.migrationTlsDir),
+    libvirtTimeoutSec: int(obj, 'libvirtTimeoutSec', d.libvirtTimeoutSec, 1, 600),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
     maintenance: maintenance(obj.maintenance, d.maintenance),

@@ -1,3 +1,4 @@
+import './threadpool.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { compose } from './compose.js';

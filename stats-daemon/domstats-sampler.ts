@@ -1,17 +1,19 @@
 import type { CommandRunner } from '../src/adapters/process/run-command.js';
 import { CpuDeltas } from '../src/domain/stats/cpu.js';
 import { domStatsRam, parseDomStats } from '../src/domain/stats/domstats.js';
+import { IoDeltas, ioFromDomStats } from '../src/domain/stats/io.js';
 import type { VmSample } from '../src/domain/stats/sample.js';
 import type { Sampler } from './sampler.js';
 
 export function buildDomStatsArgs(uri: string): string[] {
-  return ['-c', uri, 'domstats', '--raw', '--list-active', '--state', '--cpu-total', '--balloon', '--vcpu'];
+  return ['-c', uri, 'domstats', '--raw', '--list-active', '--state', '--cpu-total', '--balloon', '--vcpu', '--block', '--interface'];
 }
 
 /** Spawns `virsh domstats` once per tick: works everywhere virsh does, costs a process per tick. */
 export class DomStatsSampler implements Sampler {
   readonly source = 'domstats' as const;
   private readonly cpu = new CpuDeltas();
+  private readonly io = new IoDeltas();
 
   constructor(private readonly run: CommandRunner, private readonly uri: string) {}
 
@@ -32,9 +34,11 @@ export class DomStatsSampler implements Sampler {
         cpuPct: this.cpu.next(d.name, cpuNs, nowMs, vcpus),
         ramMiB: ram.kib / 1024,
         ramKind: ram.kind,
+        io: this.io.next(d.name, ioFromDomStats(d), nowMs),
       });
     }
     this.cpu.retain(keys);
+    this.io.retain(keys);
     return out;
   }
 

@@ -4,7 +4,9 @@ import type { LibvirtConnection } from '../src/adapters/libvirt/connection.js';
 import type { QemuRss } from '../src/adapters/host/qemu-rss.js';
 import { CpuDeltas } from '../src/domain/stats/cpu.js';
 import type { VmSample } from '../src/domain/stats/sample.js';
+import { IoDeltas } from '../src/domain/stats/io.js';
 import type { Sampler } from './sampler.js';
+import type { DomStatsIoSource, IoReading } from './io-source.js';
 
 const SHUT_OFF = 5;
 
@@ -17,21 +19,28 @@ interface Reading { name: string; uuid: string; key: string; cpuNs: number; atMs
  * and a tick costs one list call plus one domainGetInfo per VM (every binding call is a
  * thread-pool hop; this halves them). CPU from cpuTime deltas; RAM is the QEMU process's
  * RSS when it can be read (qemu:///system on this host), else libvirt's assigned memory,
- * labelled as such.
+ * labelled as such. Disk and network come from `io` (one command per tick to a kept-running
+ * virsh, read beside the binding calls); if it fails the tick still has CPU and RAM.
  */
 export class LibvirtSampler implements Sampler {
   readonly source = 'libvirt' as const;
   private readonly cpu = new CpuDeltas();
+  private readonly ioDeltas = new IoDeltas();
+  private ioFailing = false;
   private known = new Map<number, Known>();
   private knownOn: Hypervisor | null = null;
 
-  constructor(private readonly conn: LibvirtConnection, private readonly rss: QemuRss | null) {}
+  constructor(private readonly conn: LibvirtConnection, private readonly rss: QemuRss | null, private readonly io: DomStatsIoSource | null = null) {}
+
+  /** Last I/O error, for the daemon's log (the tick itself goes on without I/O). */
+  ioError: string | null = null;
 
   async sample(nowMs: number): Promise<VmSample[]> {
-    const readings = await this.conn.use((h) => this.readAll(h));
+    const [readings, io] = await Promise.all([this.conn.read((h) => this.readAll(h)), this.readIo()]);
     const out: VmSample[] = [];
     for (const r of readings) {
       const rssKiB = this.rss ? await this.rss.rssKiB(r.name) : null;
+      const c = io?.byName.get(r.name);
       out.push({
         name: r.name,
         uuid: r.uuid,
@@ -39,11 +48,25 @@ export class LibvirtSampler implements Sampler {
         cpuPct: this.cpu.next(r.key, r.cpuNs, r.atMs, r.vcpus),
         ramMiB: (rssKiB ?? r.memKiB) / 1024,
         ramKind: rssKiB === null ? 'assigned' : 'rss',
+        io: c && io ? this.ioDeltas.next(r.key, c, io.atMs) : null,
       });
     }
     this.cpu.retain(new Set(readings.map((r) => r.key)));
+    if (io) this.ioDeltas.retain(new Set(readings.map((r) => r.key)));
     this.rss?.retain(new Set(readings.map((r) => r.name)));
     return out;
+  }
+
+  private async readIo(): Promise<IoReading | null> {
+    if (!this.io) return null;
+    try {
+      const r = await this.io.read();
+      this.ioError = null;
+      return r;
+    } catch (e) {
+      this.ioError = (e as Error).message;
+      return null;
+    }
   }
 
   private async readAll(h: Hypervisor): Promise<Reading[]> {
@@ -74,6 +97,7 @@ export class LibvirtSampler implements Sampler {
 
   async close(): Promise<void> {
     this.known = new Map();
+    this.io?.close();
     await this.conn.close();
   }
 }

@@ -1,3 +1,4 @@
+import '../src/threadpool.js';
 import cron from 'node-cron';
 import { mkdirSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   const { stats } = config;
   mkdirSync(config.dataDir, { recursive: true });
   const db = openStatsDatabase(config.dataDir);
-  const daemon = new StatsDaemon(makeSampler(stats.source, config.libvirtUri, stats.intervalSec), new StatsWriter(db, stats), log);
+  const daemon = new StatsDaemon(makeSampler(stats.source, config.libvirtUri, stats.intervalSec, config.libvirtTimeoutSec * 1000), new StatsWriter(db, stats), log);
   // A first tick at once primes the CPU deltas and catches up rollups missed while stopped.
   await daemon.tick(Date.now());
   const task = cron.schedule(`*/${stats.intervalSec} * * * * *`, async () => {

@@ -51,6 +51,8 @@ export class VirtTopSampler implements Sampler {
         cpuPct: Math.min(100, d.cpuPct),
         ramMiB: (d.memPct / 100) * frame.hostMemMB,
         ramKind: 'virt-top' as const,
+        // virt-top prints disk and network columns, but this source is not packaged here to test against.
+        io: null,
       }));
   }
 

@@ -20,6 +20,10 @@ export interface VmHistory {
 export interface RowSpark {
   cpu: SparkPath;
   ram: SparkPath;
+  /** Disk read + write, bytes/s; scaled to its own maximum (the label carries the number). */
+  disk: SparkPath;
+  /** Network in + out, bytes/s. */
+  net: SparkPath;
 }
 
 export interface NodeTotals {
@@ -78,6 +82,8 @@ export class VmStatsService {
       out.set(vm.name, {
         cpu: sparkPath(s.t, s.cpu, now - SPARK_SECONDS, now, SPARK_W, SPARK_H, 100),
         ram: sparkPath(s.t, s.ram, now - SPARK_SECONDS, now, SPARK_W, SPARK_H, vm.memoryMiB > 0 ? Math.max(vm.memoryMiB, ...s.ram) : undefined),
+        disk: sparkPath(s.t, s.disk, now - SPARK_SECONDS, now, SPARK_W, SPARK_H),
+        net: sparkPath(s.t, s.net, now - SPARK_SECONDS, now, SPARK_W, SPARK_H),
       });
     }
     return out;

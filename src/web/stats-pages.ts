@@ -4,6 +4,8 @@ import { AppError } from '../errors.js';
 import type { AppDeps } from '../app.js';
 import { sparkPath } from '../domain/stats/sparkline.js';
 import { STATS_RANGES } from '../domain/stats/sample.js';
+import { IO_LABELS } from '../domain/stats/io.js';
+import { emptyIo, type StatsSeries } from '../adapters/db/stats-reader.js';
 import type { Vm } from '../domain/vm.js';
 
 const CHART_W = 720;
@@ -41,6 +43,8 @@ export function statsPageRoutes(deps: AppDeps): Router {
       cpuPath: sparkPath(p.t, p.cpu, from, to, CHART_W, CHART_H, 100),
       cpuMaxPath: sparkPath(p.t, p.cpuMax, from, to, CHART_W, CHART_H, 100),
       ramPath: sparkPath(p.t, p.ram, from, to, CHART_W, CHART_H, Math.max(memory, 1, ...p.ramMax)),
+      io: ioPaths(p, from, to),
+      ioLabels: IO_LABELS,
     });
   });
 
@@ -52,7 +56,7 @@ export function statsPageRoutes(deps: AppDeps): Router {
     const vm = requireVmName(vmRaw, 'vm');
     const range = deps.stats.parseRange(rangeRaw);
     const empty = { d: '', last: null, max: 0 };
-    const points = { resolutionSec: 0, t: [], cpu: [], cpuMax: [], ram: [], ramMax: [] };
+    const points: StatsSeries = { resolutionSec: 0, t: [], cpu: [], cpuMax: [], ram: [], ramMax: [], io: emptyIo() };
     res.render('vm', {
       nodeName: node.name,
       statsNode: peer,
@@ -63,8 +67,25 @@ export function statsPageRoutes(deps: AppDeps): Router {
       cpuPath: empty,
       cpuMaxPath: empty,
       ramPath: empty,
+      io: ioPaths(points, 0, 1),
+      ioLabels: IO_LABELS,
     });
   }
 
   return r;
+}
+
+/** Server-drawn disk and network charts: read and write (in and out) share one scale so they compare. */
+function ioPaths(p: StatsSeries, from: number, to: number) {
+  const top = (...cols: (number | null)[][]) => Math.max(1, ...cols.flat().filter((v): v is number => v !== null));
+  const diskMax = top(p.io.diskRdBytes, p.io.diskWrBytes);
+  const netMax = top(p.io.netInBytes, p.io.netOutBytes);
+  return {
+    diskRd: sparkPath(p.t, p.io.diskRdBytes, from, to, CHART_W, CHART_H, diskMax),
+    diskWr: sparkPath(p.t, p.io.diskWrBytes, from, to, CHART_W, CHART_H, diskMax),
+    netIn: sparkPath(p.t, p.io.netInBytes, from, to, CHART_W, CHART_H, netMax),
+    netOut: sparkPath(p.t, p.io.netOutBytes, from, to, CHART_W, CHART_H, netMax),
+    diskMax,
+    netMax,
+  };
 }

@@ -17,6 +17,11 @@ export const viewHelpers = {
     }
     return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
   },
+  /** A rate in bytes/s ("1.2 MiB/s"); null (not sampled) is a dash, never 0. */
+  rate(n: number | null | undefined): string {
+    if (n === null || n === undefined) return '—';
+    return `${viewHelpers.bytes(Math.round(n))}/s`;
+  },
   mib(n: number): string {
     return n >= 1024 && n % 1024 === 0 ? `${n / 1024} GiB` : `${n} MiB`;
   },

@@ -29,7 +29,8 @@ beforeAll(async () => {
   const w = new StatsWriter(db, app.config.stats);
   const now = Math.floor(Date.now() / 1000);
   for (let ts = now - 26 * 3600; ts <= now; ts += 60) {
-    w.record([{ name: 'kfst-chart', uuid: null, ts, cpuPct: 50 + 40 * Math.sin(ts / 3600), ramMiB: 600 + (ts % 3600) / 36, ramKind: 'rss' }], ts);
+    w.record([{ name: 'kfst-chart', uuid: null, ts, cpuPct: 50 + 40 * Math.sin(ts / 3600), ramMiB: 600 + (ts % 3600) / 36, ramKind: 'rss',
+      io: { diskRdBytes: 4096, diskWrBytes: 65536 + (ts % 600) * 100, diskRdOps: 1, diskWrOps: 16, netInBytes: 2000, netOutBytes: 500, netInPkts: 2, netOutPkts: 1 } }], ts);
     w.maintain(ts);
   }
 });
@@ -51,6 +52,8 @@ describe('VM statistics page in a browser', () => {
     await page.waitForSelector('#chart-cpu .uplot canvas');
     await page.waitForSelector('#vm-stats[data-loaded-range="1h"]');
     expect(await page.locator('#chart-ram .uplot canvas').count()).toBe(1);
+    expect(await page.locator('#chart-disk .uplot canvas').count()).toBe(1);
+    expect(await page.locator('#chart-net .uplot canvas').count()).toBe(1);
     expect(Number(await page.locator('.point-count').textContent())).toBeGreaterThan(50);
 
     await page.click('.ranges a[data-range="24h"]');
@@ -70,6 +73,10 @@ describe('VM statistics page in a browser', () => {
     const page = await context.newPage();
     await page.goto(`${app.url}/nodes/alpha/vms/kfst-chart?range=24h`);
     expect((await page.locator('#chart-cpu svg path').last().getAttribute('d'))?.slice(0, 40)).toMatch(/^M[\d.]+,[\d.]+L/);
+    // Disk and network drawn on the server too, with the latest figures labelled in bytes/s.
+    expect((await page.locator('#chart-disk svg path').last().getAttribute('d'))?.slice(0, 40)).toMatch(/^M[\d.]+,[\d.]+L/);
+    expect((await page.locator('#chart-net svg path').last().getAttribute('d'))?.slice(0, 40)).toMatch(/^M[\d.]+,[\d.]+L/);
+    expect(await page.locator('.net-in').textContent()).toBe('2.0 KiB/s'); // 2000 B/s in binary units
     await page.click('.ranges a[data-range="7d"]');
     expect(page.url()).toMatch(/\?range=7d$/);
     expect(await page.locator('.ranges a.btn-go').textContent()).toBe('7d');

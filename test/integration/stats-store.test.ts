@@ -39,7 +39,8 @@ describe('stats rollups on a synthetic clock', () => {
     // CPU alternates 10/30 (avg 20, max 30); RAM climbs 100..111 within each minute.
     run(w, start, start + 180, (ts) => [sample('kfst-a', ts, (ts / 5) % 2 ? 30 : 10, 100 + ((ts - start) % 60) / 5)]);
     expect(db.prepare("SELECT sql FROM sqlite_master WHERE name IN ('Data', 'name_date') ORDER BY name").pluck().all()).toEqual([
-      'CREATE TABLE Data (VMname TEXT, DateTime DATETIME, Cpu INT, Ram INT)',
+      // The thesis's four columns first and unchanged; the disk/network columns are appended (schema v2).
+      'CREATE TABLE Data (VMname TEXT, DateTime DATETIME, Cpu INT, Ram INT, DiskRd REAL, DiskWr REAL, DiskRdOps REAL, DiskWrOps REAL, NetIn REAL, NetOut REAL, NetInPkts REAL, NetOutPkts REAL)',
       'CREATE INDEX name_date ON Data (VMname, DateTime)',
     ]);
     expect(db.prepare('SELECT count(*) FROM Data').pluck().get()).toBe(36);
@@ -103,5 +104,38 @@ describe('stats rollups on a synthetic clock', () => {
     run(w, start, start + 65, (ts) => [sample('kfst-e', ts, ts === start ? null : 60, 10)]);
     expect(r.series('kfst-e', '24h', start + 70).cpu).toEqual([60]);
     expect(r.sparkline('kfst-e', start + 65).t.length).toBeGreaterThan(1);
+  });
+
+  it('disk and network rates: raw for 1 h, minute averages weighted into hours, samples without I/O left out, retention as CPU/RAM', () => {
+    const { db, w, r } = setup();
+    const start = Math.floor(T0 / 3600) * 3600;
+    const io = (rd: number, out: number) => ({ diskRdBytes: rd, diskWrBytes: 2 * rd, diskRdOps: rd / 1000, diskWrOps: 0.25, netInBytes: 10, netOutBytes: out, netInPkts: 0.5, netOutPkts: out / 100 });
+    // Minute 0: no I/O delta yet for the first sample (null), then 1000 B/s read; minute 1: 3000 B/s read.
+    run(w, start, start + 125, (ts) => [{ ...sample('kfst-io', ts, 10, 100), io: ts === start ? null : io(ts < start + 60 ? 1000 : 3000, 500) }]);
+    const raw = r.series('kfst-io', '1h', start + 125);
+    expect(raw.io.diskRdBytes[0]).toBeNull();
+    expect(raw.io.diskRdBytes[1]).toBe(1000);
+    expect(raw.io.netOutBytes[1]).toBe(500);
+    const m = r.series('kfst-io', '24h', start + 125);
+    expect(m.t).toEqual([start, start + 60]);
+    expect(m.io.diskRdBytes).toEqual([1000, 3000]);
+    expect(m.io.diskWrBytes).toEqual([2000, 6000]);
+    expect(m.io.diskWrOps).toEqual([0.3, 0.3]); // operations/s rounded to 0.1
+    expect(db.prepare('SELECT io_n FROM stat_minute ORDER BY t').pluck().all()).toEqual([11, 12]);
+    // Close the hour: the hour's average weights minute 0 by its 11 samples with I/O and minute 1 by 12.
+    run(w, start + 125, start + 3605, (ts) => [{ ...sample('kfst-io', ts, 10, 100), io: io(3000, 500) }]);
+    const h = r.series('kfst-io', '30d', start + 3605);
+    expect(h.t).toEqual([start]);
+    const expected = (11 * 1000 + 12 * 3000 + 58 * 12 * 3000) / (11 + 12 + 58 * 12);
+    expect(h.io.diskRdBytes[0]).toBe(Math.round(expected));
+    // Sparklines carry disk (read + written) and network (in + out) totals.
+    const sp = r.sparkline('kfst-io', start + 3605);
+    expect(sp.disk.at(-1)).toBe(9000);
+    expect(sp.net.at(-1)).toBe(510);
+    // Retention drops the I/O with its row: 25 h later the raw hour is gone, the minutes stay.
+    w.record([{ ...sample('kfst-io', start + 25 * 3600, 10, 100), io: io(1, 1) }], start + 25 * 3600);
+    w.maintain(start + 25 * 3600 + 1);
+    expect(db.prepare('SELECT count(*) FROM Data WHERE DateTime < ?').pluck().get(start + 3600)).toBe(0);
+    expect(db.prepare('SELECT count(*) FROM stat_minute WHERE t < ? AND disk_rd IS NOT NULL').pluck().get((start + 3600) / 60)).toBe(60);
   });
 });

@@ -59,6 +59,14 @@ describe('config', () => {
     expect(() => parseConfig({ maintenance: 3 })).toThrow('config: maintenance: must be a mapping');
   });
 
+  it('libvirtTimeoutSec: 10 s by default, whole seconds 1–600, a bad value refused naming the key', () => {
+    expect(defaultConfig().libvirtTimeoutSec).toBe(10);
+    expect(parseConfig({ libvirtTimeoutSec: 3 }).libvirtTimeoutSec).toBe(3);
+    for (const bad of [0, -1, 601, 2.5, 'ten']) {
+      expect(() => parseConfig({ libvirtTimeoutSec: bad })).toThrow(/libvirtTimeoutSec/);
+    }
+  });
+
   it('accepts the documented example file, whose values are the defaults', () => {
     const c = loadConfig({ KVM_FERRY_CONFIG: join(__dirname, '../../config/kvm-ferry.example.yaml') });
     const { source: _s, nodeName: _n, ...rest } = c;

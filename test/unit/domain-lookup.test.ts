@@ -22,7 +22,8 @@ function fake(opts: { lookupFails?: boolean; readFails?: boolean; listed?: boole
     domainGetUUIDString: () => Promise.resolve(UUID),
     domainDestroy: () => (calls.push('destroy'), Promise.resolve()),
   };
-  const conn = { use: <T>(op: (h: Hypervisor) => Promise<T>) => op(h as unknown as Hypervisor) } as unknown as LibvirtConnection;
+  const run = <T>(op: (h: Hypervisor) => Promise<T>) => op(h as unknown as Hypervisor);
+  const conn = { read: run, act: run } as unknown as LibvirtConnection;
   return { conn, calls };
 }
 

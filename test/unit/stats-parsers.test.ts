@@ -65,7 +65,7 @@ describe('virt-top stream parser', () => {
     expect(await s.sample(0)).toEqual([]); // first frame complete, second still open
     s.feed(frame('11:15:12', ''));
     const got = await s.sample(12_000);
-    expect(got).toEqual([{ name: 'NIS1-DEV2', uuid: null, ts: 12, cpuPct: 11.7, ramMiB: 0.06 * 15946, ramKind: 'virt-top' }]);
+    expect(got).toEqual([{ name: 'NIS1-DEV2', uuid: null, ts: 12, cpuPct: 11.7, ramMiB: 0.06 * 15946, ramKind: 'virt-top', io: null }]);
   });
 });
 

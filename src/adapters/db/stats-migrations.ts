@@ -41,4 +41,38 @@ export const STATS_MIGRATIONS: Migration[] = [
       CREATE TABLE stat_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     `,
   },
+  {
+    version: 2,
+    // Disk and network rates (issue 15). Raw rows: bytes/s, operations/s, packets/s as REAL,
+    // NULL where the source had no delta yet. Rollups: rounded averages plus io_n, the number of
+    // samples that had I/O, so hour averages weight minutes correctly.
+    sql: `
+      ALTER TABLE Data ADD COLUMN DiskRd REAL;
+      ALTER TABLE Data ADD COLUMN DiskWr REAL;
+      ALTER TABLE Data ADD COLUMN DiskRdOps REAL;
+      ALTER TABLE Data ADD COLUMN DiskWrOps REAL;
+      ALTER TABLE Data ADD COLUMN NetIn REAL;
+      ALTER TABLE Data ADD COLUMN NetOut REAL;
+      ALTER TABLE Data ADD COLUMN NetInPkts REAL;
+      ALTER TABLE Data ADD COLUMN NetOutPkts REAL;
+      ALTER TABLE stat_minute ADD COLUMN disk_rd INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN disk_wr INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN disk_rd_ops INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN disk_wr_ops INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN net_in INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN net_out INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN net_in_pkts INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN net_out_pkts INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN disk_rd INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN disk_wr INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN disk_rd_ops INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN disk_wr_ops INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN net_in INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN net_out INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN net_in_pkts INTEGER;
+      ALTER TABLE stat_hour ADD COLUMN net_out_pkts INTEGER;
+      ALTER TABLE stat_minute ADD COLUMN io_n INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE stat_hour ADD COLUMN io_n INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];

@@ -1,5 +1,17 @@
 import type { Db } from './database.js';
 import type { VmSample } from '../../domain/stats/sample.js';
+import { IO_FIELDS } from '../../domain/stats/io.js';
+
+/** Raw column ↔ rollup column, in IO_FIELDS order; bytes round to integers, operations and packets to 0.1. */
+export const IO_COLUMNS = [
+  ['DiskRd', 'disk_rd', 0], ['DiskWr', 'disk_wr', 0], ['DiskRdOps', 'disk_rd_ops', 1], ['DiskWrOps', 'disk_wr_ops', 1],
+  ['NetIn', 'net_in', 0], ['NetOut', 'net_out', 0], ['NetInPkts', 'net_in_pkts', 1], ['NetOutPkts', 'net_out_pkts', 1],
+] as const;
+
+const RAW_IO = IO_COLUMNS.map(([c]) => c).join(', ');
+const ROLL_IO = IO_COLUMNS.map(([, c]) => c).join(', ');
+const MINUTE_IO = IO_COLUMNS.map(([raw, , d]) => `round(avg(${raw}), ${d})`).join(', ');
+const HOUR_IO = IO_COLUMNS.map(([, c, d]) => `round(sum(${c} * io_n) * 1.0 / nullif(sum(io_n), 0), ${d})`).join(', ');
 
 export interface Retention {
   rawRetentionHours: number;
@@ -35,16 +47,16 @@ export class StatsWriter {
   constructor(private readonly db: Db, private readonly retention: Retention) {
     this.upsertVm = db.prepare(`INSERT INTO stat_vm (name, uuid, ram_kind, first_seen, last_seen) VALUES (@name, @uuid, @ramKind, @ts, @ts)
       ON CONFLICT(name) DO UPDATE SET uuid = coalesce(excluded.uuid, uuid), ram_kind = excluded.ram_kind, last_seen = max(last_seen, excluded.last_seen)`);
-    this.insertRow = db.prepare('INSERT INTO Data (VMname, DateTime, Cpu, Ram) VALUES (?, ?, ?, ?)');
+    this.insertRow = db.prepare(`INSERT INTO Data (VMname, DateTime, Cpu, Ram, ${RAW_IO}) VALUES (?, ?, ?, ?, ${IO_COLUMNS.map(() => '?').join(', ')})`);
     this.vms = db.prepare('SELECT id, name FROM stat_vm WHERE last_seen >= ?');
     this.getState = db.prepare('SELECT value FROM stat_state WHERE key = ?').pluck();
     this.setState = db.prepare('INSERT INTO stat_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
-    this.rollMinute = db.prepare(`INSERT OR REPLACE INTO stat_minute (vm, t, cpu_avg, cpu_max, ram_avg, ram_max, n)
-      SELECT ?, DateTime / 60, round(avg(Cpu) * 10), round(max(Cpu) * 10), round(avg(Ram)), max(Ram), count(*)
+    this.rollMinute = db.prepare(`INSERT OR REPLACE INTO stat_minute (vm, t, cpu_avg, cpu_max, ram_avg, ram_max, n, ${ROLL_IO}, io_n)
+      SELECT ?, DateTime / 60, round(avg(Cpu) * 10), round(max(Cpu) * 10), round(avg(Ram)), max(Ram), count(*), ${MINUTE_IO}, count(DiskRd)
       FROM Data WHERE VMname = ? AND DateTime >= ? AND DateTime < ? GROUP BY DateTime / 60`);
-    this.rollHour = db.prepare(`INSERT OR REPLACE INTO stat_hour (vm, t, cpu_avg, cpu_max, ram_avg, ram_max, n)
+    this.rollHour = db.prepare(`INSERT OR REPLACE INTO stat_hour (vm, t, cpu_avg, cpu_max, ram_avg, ram_max, n, ${ROLL_IO}, io_n)
       SELECT vm, t / 60, round(sum(cpu_avg * n) * 1.0 / nullif(sum(CASE WHEN cpu_avg IS NULL THEN 0 ELSE n END), 0)), max(cpu_max),
-             round(sum(ram_avg * n) * 1.0 / sum(n)), max(ram_max), sum(n)
+             round(sum(ram_avg * n) * 1.0 / sum(n)), max(ram_max), sum(n), ${HOUR_IO}, sum(io_n)
       FROM stat_minute WHERE vm = ? AND t >= ? AND t < ? GROUP BY t / 60`);
     this.dropRaw = db.prepare('DELETE FROM Data WHERE VMname = ? AND DateTime < ?');
     this.dropMinute = db.prepare('DELETE FROM stat_minute WHERE vm = ? AND t < ?');
@@ -59,7 +71,8 @@ export class StatsWriter {
       this.setState.run('last_tick', tickSec);
       for (const s of samples) {
         this.upsertVm.run({ name: s.name, uuid: s.uuid, ramKind: s.ramKind, ts: s.ts });
-        this.insertRow.run(s.name, s.ts, s.cpuPct === null ? null : round1(s.cpuPct), Math.round(s.ramMiB));
+        const io = s.io;
+        this.insertRow.run(s.name, s.ts, s.cpuPct === null ? null : round1(s.cpuPct), Math.round(s.ramMiB), ...IO_FIELDS.map((f) => (io ? round1(io[f]) : null)));
       }
     })();
   }

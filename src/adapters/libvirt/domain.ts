@@ -1,6 +1,6 @@
 import type { Domain, Hypervisor } from '@unraid/libvirt';
 import { AppError, describeError } from '../../errors.js';
-import type { LibvirtConnection } from './connection.js';
+import { isNoAnswer, type LibvirtConnection } from './connection.js';
 import { parseDomainXml, type DomainDescription } from './domain-xml.js';
 import { requireUuid } from '../../domain/uuid.js';
 
@@ -39,7 +39,7 @@ function libvirtFailed(what: string, e: unknown): AppError {
 
 /** Domains that vanish between list and read (undefined meanwhile) are skipped, not errors. */
 export async function domainList(conn: LibvirtConnection): Promise<DomainSnapshot[]> {
-  return conn.use(async (h) => {
+  return conn.read(async (h) => {
     let domains: Domain[];
     try {
       domains = await h.connectListAllDomains();
@@ -47,6 +47,9 @@ export async function domainList(conn: LibvirtConnection): Promise<DomainSnapsho
       throw libvirtFailed('Could not list the VMs on this node.', e);
     }
     const settled = await Promise.allSettled(domains.map((d) => snapshot(h, d)));
+    // A VM undefined meanwhile is skipped; libvirt not answering is not "no VMs".
+    const hung = settled.find((s) => s.status === 'rejected' && isNoAnswer(s.reason));
+    if (hung) throw (hung as PromiseRejectedResult).reason;
     return settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   });
 }
@@ -106,18 +109,18 @@ async function read(h: Hypervisor, k: Key): Promise<DomainSnapshot | null> {
 
 /** Exact name match: the one place a user's name becomes a domain (and so its UUID). */
 export async function domainLookup(conn: LibvirtConnection, name: string): Promise<DomainSnapshot | null> {
-  return conn.use((h) => read(h, { by: 'name', name }));
+  return conn.read((h) => read(h, { by: 'name', name }));
 }
 
 /** Null only when no domain has this UUID; a failed read is an error. */
 export async function domainLookupByUuid(conn: LibvirtConnection, uuid: string): Promise<DomainSnapshot | null> {
   const u = requireUuid(uuid);
-  return conn.use((h) => read(h, { by: 'uuid', uuid: u }));
+  return conn.read((h) => read(h, { by: 'uuid', uuid: u }));
 }
 
 async function withDomain<T>(conn: LibvirtConnection, ref: DomainRef, what: string, op: (h: Hypervisor, d: Domain) => Promise<T>): Promise<T> {
   const uuid = requireUuid(ref.uuid);
-  return conn.use(async (h) => {
+  return conn.act(async (h) => {
     const d = await find(h, { by: 'uuid', uuid });
     if (!d) throw new AppError('VM_NOT_FOUND', `VM ${ref.name} does not exist on this node.`);
     try {
@@ -161,7 +164,7 @@ export const domainResume = (conn: LibvirtConnection, name: string) => byName(co
 
 /** Answers with the UUID libvirt gave the new domain, so everything after acts by it. */
 export async function domainDefineXml(conn: LibvirtConnection, xml: string, name: string): Promise<DomainRef> {
-  return conn.use(async (h) => {
+  return conn.act(async (h) => {
     try {
       const d = await h.domainDefineXML(xml);
       return { uuid: requireUuid(await h.domainGetUUIDString(d)), name };
@@ -172,7 +175,7 @@ export async function domainDefineXml(conn: LibvirtConnection, xml: string, name
 }
 
 export async function nodeGetInfo(conn: LibvirtConnection): Promise<NodeInfoSnapshot> {
-  return conn.use(async (h) => {
+  return conn.read(async (h) => {
     const [info, hostname] = await Promise.all([h.nodeGetInfo(), h.connectGetHostname()]);
     return { cpus: info.cpus, memoryKiB: info.memory, hostname };
   });

@@ -5,6 +5,8 @@
  * - `assigned`: memory libvirt gave the VM (balloon.current / domainGetInfo), not what it uses;
  * - `virt-top`: virt-top's %MEM of host memory, converted to MiB.
  */
+import type { IoRates } from './io.js';
+
 export type RamKind = 'rss' | 'balloon-used' | 'assigned' | 'virt-top';
 
 export const RAM_KIND_LABELS: Record<RamKind, string> = {
@@ -24,6 +26,8 @@ export interface VmSample {
   cpuPct: number | null;
   ramMiB: number;
   ramKind: RamKind;
+  /** Disk and network rates since the previous tick; null on first sight or when the source has none. */
+  io?: IoRates | null;
 }
 
 export const STATS_RANGES = ['1h', '24h', '7d', '30d'] as const;
