@@ -176,7 +176,7 @@ describe('the lab (scripts/lab.sh up 2)', () => {
     expect(refused.out).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
 
     // libvirt's own SSH transport (libssh2) pins the same way through the URI.
-    const uri = (kh: string) => `qemu+libssh2://root@${B.addr}/system?keyfile=${KEY}&known_hosts=${kh}&sshauth=privkey`;
+    const uri = (kh: string) => `qemu+libssh2://root@${B.addr}/system?keyfile=${KEY}&known_hosts=${kh}&sshauth=privkey&proxy=native`;
     expect(inNode(A.name, 'virsh', '-q', '-c', uri(KNOWN_HOSTS), 'hostname').trim()).toBe(B.name);
     const viaLibvirt = labTry(['exec', A.name, 'virsh', '-q', '-c', uri(bad), 'hostname']);
     expect(viaLibvirt.status).not.toBe(0);
@@ -192,7 +192,7 @@ describe('the lab (scripts/lab.sh up 2)', () => {
     virshIn(A.name, 'start', vm);
     await waitFor('the guest on lab-a to print its counter', 90_000, () => (counters(serialLog(A.name)).at(-1)?.n ?? 0) >= 3);
 
-    const dest = `qemu+libssh2://root@${B.addr}/system?keyfile=${KEY}&known_hosts=${KNOWN_HOSTS}&sshauth=privkey`;
+    const dest = `qemu+libssh2://root@${B.addr}/system?keyfile=${KEY}&known_hosts=${KNOWN_HOSTS}&sshauth=privkey&proxy=native`;
     const started = Date.now();
     // Memory (migrateuri) and disks (--disks-uri, NBD) go to lab-b's address explicitly;
     // lab-b's QEMU listens only there. Only the control channel rides SSH.

@@ -445,7 +445,7 @@ describe('7. a UEFI VM (OVMF) whose NVRAM changed before the move', () => {
     expect(sha256(A.name, nv)).not.toBe(inQemu);
     tryInNode(B.name, 'rm', '-f', disk);
     createImage(B.name, disk, 'qcow2', 64);
-    const destUri = `qemu+libssh2://root@${B.addr}/system?keyfile=${LAB_STATE}/id_ed25519&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey`;
+    const destUri = `qemu+libssh2://root@${B.addr}/system?keyfile=${LAB_STATE}/id_ed25519&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey&proxy=native`;
     virsh(A.name, 'migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource',
       '--migrateuri', `tcp://${B.addr}`, '--disks-uri', `tcp://${B.addr}`, '--listen-address', B.addr, '--domain', VM, '--desturi', destUri);
     expect(domstate(B.name, VM)).toMatch(/^running/);

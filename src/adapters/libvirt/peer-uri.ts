@@ -5,10 +5,13 @@ import { hostForUri } from '../virsh/migrate-args.js';
  * libvirt's libssh2 transport takes the key file and a known_hosts file in the URI,
  * so the control channel to a peer uses the same pinned host key as ssh2 does
  * (the plain "ssh" transport would trust ~/.ssh/known_hosts instead).
+ * proxy=native makes libvirt ask the peer for `virt-ssh-helper 'qemu:///system'` — one
+ * argv the peer's forced command (kvm-ferry-peer-shell) can check — instead of its
+ * default `sh -c '…which virt-ssh-helper…nc…'` script, which no allowlist should accept.
  */
 export function buildPeerLibvirtUri(peer: PeerConfig, knownHostsFile: string): string {
   const port = peer.sshPort === 22 ? '' : `:${peer.sshPort}`;
-  const q = new URLSearchParams({ keyfile: peer.sshKeyFile, known_hosts: knownHostsFile, sshauth: 'privkey' });
+  const q = new URLSearchParams({ keyfile: peer.sshKeyFile, known_hosts: knownHostsFile, sshauth: 'privkey', proxy: 'native' });
   return `qemu+libssh2://${encodeURIComponent(peer.sshUser)}@${hostForUri(peer.sshHost)}${port}/system?${q.toString().replace(/%2F/g, '/')}`;
 }
 

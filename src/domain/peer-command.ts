@@ -1,0 +1,170 @@
+/**
+ * What a peer's SSH key may run on this node. sshd hands the forced command the string
+ * the peer asked for (SSH_ORIGINAL_COMMAND); it is split into words by a strict parser
+ * (only what src/adapters/ssh/shell-quote.ts produces, plus bare safe words) and the argv
+ * must match one of the shapes kvm-ferry's own steps use, with every path inside the
+ * node's image/data directories. Anything else is refused: no shell ever sees the string.
+ */
+
+export interface PeerCommandPolicy {
+  /** Absolute directories a peer's paths must lie in (imageDir, dataDir, isoDir). */
+  dirs: readonly string[];
+}
+
+export type PeerCommandVerdict = { ok: true; argv: string[] } | { ok: false; reason: string };
+
+const SAFE_BARE = /^[A-Za-z0-9_@%+=:,./-]$/;
+
+/**
+ * POSIX words, strictly: bare characters from a small safe set, '…' single-quoted runs
+ * (nothing inside is special), and \' outside quotes (how a quote inside a word is sent).
+ * Words are separated by spaces. Anything a shell would expand, redirect, chain or glob
+ * is an error, as are control characters even inside quotes.
+ */
+export function parseWords(s: string): string[] | { error: string } {
+  const words: string[] = [];
+  let cur: string | null = null;
+  let i = 0;
+  while (i < s.length) {
+    const c = s[i]!;
+    if (c.charCodeAt(0) < 0x20 || c === '\x7f') return { error: 'the command contains a control character' };
+    if (c === ' ') {
+      if (cur !== null) words.push(cur);
+      cur = null;
+      i++;
+    } else if (c === "'") {
+      const end = s.indexOf("'", i + 1);
+      if (end < 0) return { error: 'the command has an unterminated quote' };
+      const inner = s.slice(i + 1, end);
+      // eslint-disable-next-line no-control-regex
+      if (/[\x00-\x1f\x7f]/.test(inner)) return { error: 'the command contains a control character' };
+      cur = (cur ?? '') + inner;
+      i = end + 1;
+    } else if (c === '\\' && s[i + 1] === "'") {
+      cur = (cur ?? '') + "'";
+      i += 2;
+    } else if (SAFE_BARE.test(c)) {
+      cur = (cur ?? '') + c;
+      i++;
+    } else {
+      return { error: `the command contains the shell character ${JSON.stringify(c)} outside quotes` };
+    }
+  }
+  if (cur !== null) words.push(cur);
+  if (words.length === 0) return { error: 'no command was given (an interactive shell is not offered)' };
+  return words;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const POOL = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
+const HOST = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
+const BYTES = /^[0-9]{1,20}$/;
+
+/** An absolute, normalised path with no odd bytes, strictly inside one of the policy's dirs (or equal to one if allowed). */
+export function pathAllowed(p: string, policy: PeerCommandPolicy, opts: { dirItself?: boolean } = {}): boolean {
+  if (!p.startsWith('/') || p.length > 4096) return false;
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(p)) return false;
+  const segs = p.split('/').slice(1);
+  if (segs.some((s) => s === '' || s === '.' || s === '..')) return false;
+  return policy.dirs.some((d) => {
+    const dir = d.replace(/\/+$/, '');
+    if (dir === '' || !dir.startsWith('/')) return false;
+    return p.startsWith(dir + '/') || (opts.dirItself === true && p === dir);
+  });
+}
+
+type Matcher = (args: string[], policy: PeerCommandPolicy) => boolean;
+
+/** Exact words, with placeholders checked by a predicate. */
+const shape = (...parts: (string | ((w: string, policy: PeerCommandPolicy) => boolean))[]): Matcher =>
+  (args, policy) => args.length === parts.length && parts.every((p, i) => (typeof p === 'string' ? args[i] === p : p(args[i]!, policy)));
+
+const file = (w: string, policy: PeerCommandPolicy) => pathAllowed(w, policy);
+const dir = (w: string, policy: PeerCommandPolicy) => pathAllowed(w, policy, { dirItself: true });
+const prefixed = (prefix: string, rest: (w: string, policy: PeerCommandPolicy) => boolean) => (w: string, policy: PeerCommandPolicy) =>
+  w.startsWith(prefix) && rest(w.slice(prefix.length), policy);
+const uuid = (w: string) => UUID.test(w);
+const pool = (w: string) => POOL.test(w);
+const bytes = (w: string) => BYTES.test(w);
+const host = (w: string) => HOST.test(w) && !w.includes('..');
+
+/** virsh subcommands (after `virsh -c qemu:///system`) the manager asks a peer. Read-only, except removing a leftover of a failed move by UUID. */
+const VIRSH: Matcher[] = [
+  shape('hostname'),
+  shape('capabilities'),
+  shape('nodememstats'),
+  shape('list', '--all', '--name'),
+  shape('list', '--all', '--uuid'),
+  shape('list', '--all', '--uuid', '--name'),
+  shape('net-list', '--name'),
+  shape('secret-list'),
+  shape('pool-info', '--pool', pool),
+  shape('vol-list', '--pool', pool, '--name'),
+  shape('domstate', '--reason', '--domain', uuid),
+  shape('dumpxml', '--domain', uuid),
+  shape('domjobinfo', '--domain', uuid, '--completed', '--rawstats'),
+  // leftovers.ts: a half-arrived VM of a failed move is destroyed and undefined by UUID.
+  shape('destroy', '--domain', uuid),
+  shape('undefine', '--domain', uuid, '--keep-nvram'),
+];
+
+/** Program → the argument shapes kvm-ferry's steps send it (see the README's "Peer shell" for the caller of each). */
+const PROGRAMS: Record<string, Matcher[]> = {
+  // libvirt's qemu+libssh2 transport with proxy=native (src/adapters/libvirt/peer-uri.ts).
+  'virt-ssh-helper': [shape('qemu:///system')],
+  virsh: [(args, policy) => args[0] === '-c' && args[1] === 'qemu:///system' && VIRSH.some((m) => m(args.slice(2), policy))],
+  'qemu-img': [
+    shape('create', '-q', '-f', 'qcow2', '-o', 'preallocation=off', file, bytes),
+    shape('create', '-q', '-f', 'raw', file, bytes),
+    shape('info', '-U', '--output=json', file),
+  ],
+  df: [shape('-B1', '--output=avail', '--', dir)],
+  mkdir: [shape('-p', '--', dir)],
+  dd: [
+    // remote-files.ts: claim a destination file (fails if it exists).
+    shape('if=/dev/null', prefixed('of=', file), 'conv=excl', 'status=none'),
+    // offline-copy.ts: the image arrives on stdin.
+    shape(prefixed('of=', file), 'bs=1M', 'conv=sparse,notrunc,fsync', 'status=none'),
+  ],
+  truncate: [shape('-s', bytes, '--', file)],
+  stat: [shape('-c', '%d:%i', '--', file), shape('-L', '-c', '%F/%s', '--', file)],
+  sha256sum: [shape('--', file)],
+  rm: [shape('-f', '--', file)],
+  ls: [shape('-1', '/sys/class/net')],
+  getent: [shape('ahosts', host)],
+  // A harmless identity probe (the lab's and an operator's "does the key work" check).
+  hostname: [shape()],
+};
+
+/** Where each allowed program is executed from: a fixed path, never $PATH. */
+export const PROGRAM_PATHS: Record<string, string> = {
+  'virt-ssh-helper': '/usr/bin/virt-ssh-helper',
+  virsh: '/usr/bin/virsh',
+  'qemu-img': '/usr/bin/qemu-img',
+  df: '/usr/bin/df',
+  mkdir: '/usr/bin/mkdir',
+  dd: '/usr/bin/dd',
+  truncate: '/usr/bin/truncate',
+  stat: '/usr/bin/stat',
+  sha256sum: '/usr/bin/sha256sum',
+  rm: '/usr/bin/rm',
+  ls: '/usr/bin/ls',
+  getent: '/usr/bin/getent',
+  hostname: '/usr/bin/hostname',
+};
+
+/** The decision: the argv to execute, or why not (one sentence, for the peer and the log). */
+export function checkPeerCommand(original: string | undefined, policy: PeerCommandPolicy): PeerCommandVerdict {
+  if (original === undefined || original === '') return { ok: false, reason: 'This key only runs kvm-ferry peer commands; an interactive shell is not offered.' };
+  if (original.length > 16_384) return { ok: false, reason: 'The command is too long for a kvm-ferry peer command.' };
+  const words = parseWords(original);
+  if (!Array.isArray(words)) return { ok: false, reason: `Refused: ${words.error}.` };
+  const [prog, ...args] = words as [string, ...string[]];
+  const shapes = Object.hasOwn(PROGRAMS, prog) ? PROGRAMS[prog]! : null;
+  if (!shapes) return { ok: false, reason: `Refused: ${JSON.stringify(prog.slice(0, 64))} is not a command kvm-ferry runs on a peer.` };
+  if (!shapes.some((m) => m(args, policy))) {
+    return { ok: false, reason: `Refused: these arguments to ${prog} are not a kvm-ferry peer command (paths must lie under ${policy.dirs.join(', ')}).` };
+  }
+  return { ok: true, argv: [PROGRAM_PATHS[prog]!, ...args] };
+}
