@@ -111,8 +111,8 @@ const VIRSH: Matcher[] = [
 
 /** Program → the argument shapes kvm-ferry's steps send it (see the README's "Peer shell" for the caller of each). */
 const PROGRAMS: Record<string, Matcher[]> = {
-  // libvirt's qemu+libssh2 transport with proxy=native (src/adapters/libvirt/peer-uri.ts).
-  'virt-ssh-helper': [shape('qemu:///system')],
+  // libvirt's remote helper asked for without libvirt's sh wrapper (by hand, or a future libvirt).
+  'virt-ssh-helper': [shape('qemu:///system'), shape('-r', 'qemu:///system')],
   virsh: [(args, policy) => args[0] === '-c' && args[1] === 'qemu:///system' && VIRSH.some((m) => m(args.slice(2), policy))],
   'qemu-img': [
     shape('create', '-q', '-f', 'qcow2', '-o', 'preallocation=off', file, bytes),
@@ -154,10 +154,27 @@ export const PROGRAM_PATHS: Record<string, string> = {
   hostname: '/usr/bin/hostname',
 };
 
+/**
+ * libvirt's qemu+libssh2 transport (libvirt 9.0, virNetClientSSHHelperCommand) always
+ * wraps its remote helper in `sh -c '…'`: with proxy=native the script is only
+ * `virt-ssh-helper [-r] 'qemu:///system'`, by default (proxy=auto) it first looks for
+ * virt-ssh-helper and falls back to nc. These exact strings — and no other `sh` —
+ * are recognised, and virt-ssh-helper is then executed directly: sh never runs.
+ */
+const LIBVIRT_HELPER: Record<string, string[]> = {
+  "sh -c 'virt-ssh-helper 'qemu:///system''": ['qemu:///system'],
+  "sh -c 'virt-ssh-helper -r 'qemu:///system''": ['-r', 'qemu:///system'],
+  "sh -c 'which virt-ssh-helper 1>/dev/null 2>&1; if test $? = 0; then     virt-ssh-helper 'qemu:///system'; else    if 'nc' -q 2>&1 | grep \"requires an argument\" >/dev/null 2>&1; then ARG=-q0;else ARG=;fi;'nc' $ARG -U /var/run/libvirt/libvirt-sock; fi'":
+    ['qemu:///system'],
+  "sh -c 'which virt-ssh-helper 1>/dev/null 2>&1; if test $? = 0; then     virt-ssh-helper -r 'qemu:///system'; else    if 'nc' -q 2>&1 | grep \"requires an argument\" >/dev/null 2>&1; then ARG=-q0;else ARG=;fi;'nc' $ARG -U /var/run/libvirt/libvirt-sock; fi'":
+    ['-r', 'qemu:///system'],
+};
+
 /** The decision: the argv to execute, or why not (one sentence, for the peer and the log). */
 export function checkPeerCommand(original: string | undefined, policy: PeerCommandPolicy): PeerCommandVerdict {
   if (original === undefined || original === '') return { ok: false, reason: 'This key only runs kvm-ferry peer commands; an interactive shell is not offered.' };
   if (original.length > 16_384) return { ok: false, reason: 'The command is too long for a kvm-ferry peer command.' };
+  if (Object.hasOwn(LIBVIRT_HELPER, original)) return { ok: true, argv: [PROGRAM_PATHS['virt-ssh-helper']!, ...LIBVIRT_HELPER[original]!] };
   const words = parseWords(original);
   if (!Array.isArray(words)) return { ok: false, reason: `Refused: ${words.error}.` };
   const [prog, ...args] = words as [string, ...string[]];

@@ -60,6 +60,10 @@ describe('pathAllowed', () => {
 describe('checkPeerCommand: every command kvm-ferry sends a peer is allowed', () => {
   const real = [
     sent('virt-ssh-helper', 'qemu:///system'),
+    // What libvirt 9.0's qemu+libssh2 sends (captured in the lab), proxy=native and proxy=auto.
+    "sh -c 'virt-ssh-helper 'qemu:///system''",
+    "sh -c 'virt-ssh-helper -r 'qemu:///system''",
+    "sh -c 'which virt-ssh-helper 1>/dev/null 2>&1; if test $? = 0; then     virt-ssh-helper 'qemu:///system'; else    if 'nc' -q 2>&1 | grep \"requires an argument\" >/dev/null 2>&1; then ARG=-q0;else ARG=;fi;'nc' $ARG -U /var/run/libvirt/libvirt-sock; fi'",
     'virt-ssh-helper qemu:///system',
     ...[['hostname'], ['capabilities'], ['nodememstats'], ['list', '--all', '--name'], ['list', '--all', '--uuid'], ['list', '--all', '--uuid', '--name'],
       ['net-list', '--name'], ['secret-list'], ['pool-info', '--pool', 'default'], ['vol-list', '--pool', 'default', '--name'],
@@ -85,6 +89,9 @@ describe('checkPeerCommand: every command kvm-ferry sends a peer is allowed', ()
     const v = allowed(cmd);
     expect(v.ok, JSON.stringify(v)).toBe(true);
     if (v.ok) expect(v.argv[0]).toMatch(/^\/usr\/bin\//);
+  });
+  it("runs libvirt's helper itself, never sh", () => {
+    expect(allowed("sh -c 'virt-ssh-helper 'qemu:///system''")).toEqual({ ok: true, argv: ['/usr/bin/virt-ssh-helper', 'qemu:///system'] });
   });
   it('executes the parsed argv by absolute path, with the quoted path intact', () => {
     expect(allowed(sent('rm', '-f', '--', IMG))).toEqual({ ok: true, argv: ['/usr/bin/rm', '-f', '--', IMG] });
@@ -115,8 +122,9 @@ describe('checkPeerCommand: anything else is refused with a sentence', () => {
     sent('sha256sum', '--', '/etc/shadow'), sent('sha256sum', '/etc/shadow'), sent('stat', '-c', '%n', '--', IMG), sent('df', '-B1', '--output=avail', '--', '/'),
     sent('mkdir', '-p', '--', '/etc/cron.d'), sent('truncate', '-s', '-1', '--', IMG), sent('ls', '-1', '/root'), sent('getent', 'shadow', 'root'), sent('getent', 'ahosts', '-x'),
     sent('hostname', 'evil'), sent('virt-ssh-helper', 'qemu:///session'), sent('virt-ssh-helper', '-r', 'qemu+tcp://x/system'),
-    // libvirt's non-native proxy form: a shell script, refused (the URI asks for proxy=native).
+    // libvirt's helper script with anything changed is just sh: refused.
     "sh -c 'which virt-ssh-helper 1>/dev/null 2>&1; if test $? = 0; then     virt-ssh-helper 'qemu:///system'; else    nc -U /var/run/libvirt/libvirt-sock; fi'",
+    "sh -c 'virt-ssh-helper 'qemu:///system'; id'", "sh -c 'virt-ssh-helper 'qemu+tcp://x/system''", "sh -c 'virt-ssh-helper 'qemu:///system'' ",
     "'virsh'\n'id'", "'rm' '-f' '--' '/var/lib/libvirt/images/a\0'", 'constructor', '__proto__', 'toString', '',
   ];
   it.each(hostile)('%j', (cmd: string) => {

@@ -5,9 +5,9 @@ import { hostForUri } from '../virsh/migrate-args.js';
  * libvirt's libssh2 transport takes the key file and a known_hosts file in the URI,
  * so the control channel to a peer uses the same pinned host key as ssh2 does
  * (the plain "ssh" transport would trust ~/.ssh/known_hosts instead).
- * proxy=native makes libvirt ask the peer for `virt-ssh-helper 'qemu:///system'` — one
- * argv the peer's forced command (kvm-ferry-peer-shell) can check — instead of its
- * default `sh -c '…which virt-ssh-helper…nc…'` script, which no allowlist should accept.
+ * proxy=native makes libvirt ask the peer for `sh -c 'virt-ssh-helper 'qemu:///system''`
+ * — one fixed string the peer's forced command (kvm-ferry-peer-shell) maps to
+ * virt-ssh-helper — instead of its longer which/nc fallback script.
  */
 export function buildPeerLibvirtUri(peer: PeerConfig, knownHostsFile: string): string {
   const port = peer.sshPort === 22 ? '' : `:${peer.sshPort}`;
