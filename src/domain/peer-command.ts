@@ -7,9 +7,19 @@
  */
 
 export interface PeerCommandPolicy {
-  /** Absolute directories a peer's paths must lie in (imageDir, dataDir, isoDir). */
+  /** Where a peer may create, write and remove files (imageDir, dataDir, isoDir, libvirt's images and NVRAM dirs). */
   dirs: readonly string[];
+  /**
+   * Where it may also read a file's checksum or image header: the plan compares kernels,
+   * initrds, firmware and ISOs named by the VM's XML with the destination's copies.
+   */
+  readDirs?: readonly string[];
 }
+
+/** libvirt's own places for disks and UEFI variable stores (a UEFI VM's NVRAM moves with it). */
+export const LIBVIRT_WRITE_DIRS = ['/var/lib/libvirt/images', '/var/lib/libvirt/qemu/nvram'];
+/** Where boot files a VM's XML names usually live: kernels/initrds, firmware, kvm-ferry's cache. */
+export const DEFAULT_READ_DIRS = ['/var/lib/libvirt', '/var/cache/kvm-ferry', '/boot', '/usr/share/OVMF', '/usr/share/AAVMF', '/usr/share/qemu', '/usr/share/seabios'];
 
 export type PeerCommandVerdict = { ok: true; argv: string[] } | { ok: false; reason: string };
 
@@ -60,13 +70,17 @@ const POOL = /^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$/;
 const HOST = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 const BYTES = /^[0-9]{1,20}$/;
 
-/** An absolute, normalised path with no odd bytes, strictly inside one of the policy's dirs (or equal to one if allowed). */
-export function pathAllowed(p: string, policy: PeerCommandPolicy, opts: { dirItself?: boolean } = {}): boolean {
+/** Absolute and normalised (no '', '.', '..' segments), no control bytes. */
+export function isNormalAbsolute(p: string): boolean {
   if (!p.startsWith('/') || p.length > 4096) return false;
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(p)) return false;
-  const segs = p.split('/').slice(1);
-  if (segs.some((s) => s === '' || s === '.' || s === '..')) return false;
+  return !p.split('/').slice(1).some((s) => s === '' || s === '.' || s === '..');
+}
+
+/** An absolute, normalised path with no odd bytes, strictly inside one of the policy's dirs (or equal to one if allowed). */
+export function pathAllowed(p: string, policy: PeerCommandPolicy, opts: { dirItself?: boolean } = {}): boolean {
+  if (!isNormalAbsolute(p)) return false;
   return policy.dirs.some((d) => {
     const dir = d.replace(/\/+$/, '');
     if (dir === '' || !dir.startsWith('/')) return false;
@@ -81,6 +95,9 @@ const shape = (...parts: (string | ((w: string, policy: PeerCommandPolicy) => bo
   (args, policy) => args.length === parts.length && parts.every((p, i) => (typeof p === 'string' ? args[i] === p : p(args[i]!, policy)));
 
 const file = (w: string, policy: PeerCommandPolicy) => pathAllowed(w, policy);
+const readable = (w: string, policy: PeerCommandPolicy) => pathAllowed(w, { dirs: [...policy.dirs, ...(policy.readDirs ?? [])] });
+/** Any absolute normalised path: `stat -L -c %F/%s` answers only "type/size", which the plan needs for any path the XML names. */
+const anyPath = (w: string) => isNormalAbsolute(w);
 const dir = (w: string, policy: PeerCommandPolicy) => pathAllowed(w, policy, { dirItself: true });
 const prefixed = (prefix: string, rest: (w: string, policy: PeerCommandPolicy) => boolean) => (w: string, policy: PeerCommandPolicy) =>
   w.startsWith(prefix) && rest(w.slice(prefix.length), policy);
@@ -117,7 +134,7 @@ const PROGRAMS: Record<string, Matcher[]> = {
   'qemu-img': [
     shape('create', '-q', '-f', 'qcow2', '-o', 'preallocation=off', file, bytes),
     shape('create', '-q', '-f', 'raw', file, bytes),
-    shape('info', '-U', '--output=json', file),
+    shape('info', '-U', '--output=json', readable),
   ],
   df: [shape('-B1', '--output=avail', '--', dir)],
   mkdir: [shape('-p', '--', dir)],
@@ -128,8 +145,8 @@ const PROGRAMS: Record<string, Matcher[]> = {
     shape(prefixed('of=', file), 'bs=1M', 'conv=sparse,notrunc,fsync', 'status=none'),
   ],
   truncate: [shape('-s', bytes, '--', file)],
-  stat: [shape('-c', '%d:%i', '--', file), shape('-L', '-c', '%F/%s', '--', file)],
-  sha256sum: [shape('--', file)],
+  stat: [shape('-c', '%d:%i', '--', readable), shape('-L', '-c', '%F/%s', '--', anyPath)],
+  sha256sum: [shape('--', readable)],
   rm: [shape('-f', '--', file)],
   ls: [shape('-1', '/sys/class/net')],
   getent: [shape('ahosts', host)],

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { loadConfig } from '../config.js';
-import { checkPeerCommand } from '../domain/peer-command.js';
+import { checkPeerCommand, DEFAULT_READ_DIRS, LIBVIRT_WRITE_DIRS } from '../domain/peer-command.js';
 import { logRefusal } from './refusal-log.js';
 
 const REFUSED = 126;
@@ -20,13 +20,13 @@ function main(): void {
   let logDir: string | null = null;
   try {
     const c = loadConfig();
-    dirs = [c.imageDir, c.dataDir, c.isoDir];
+    dirs = [c.imageDir, c.dataDir, c.isoDir, ...LIBVIRT_WRITE_DIRS];
     logDir = c.dataDir;
   } catch (e) {
     refuse(`The kvm-ferry config could not be read, so no peer command is allowed: ${(e as Error).message}`, original, null);
     return;
   }
-  const verdict = checkPeerCommand(original, { dirs });
+  const verdict = checkPeerCommand(original, { dirs, readDirs: DEFAULT_READ_DIRS });
   if (!verdict.ok) {
     refuse(verdict.reason, original, logDir);
     return;

@@ -3,7 +3,7 @@ import { checkPeerCommand, parseWords, pathAllowed } from '../../src/domain/peer
 import { quoteArgv } from '../../src/adapters/ssh/shell-quote.js';
 import { buildCreateArgs, buildInfoArgs } from '../../src/adapters/qemu-img/qemu-img.js';
 
-const policy = { dirs: ['/var/lib/libvirt/images', '/var/lib/kvm-ferry', '/var/lib/kvm-ferry/iso'] };
+const policy = { dirs: ['/var/lib/libvirt/images', '/var/lib/kvm-ferry', '/var/lib/kvm-ferry/iso', '/var/lib/libvirt/qemu/nvram'], readDirs: ['/var/cache/kvm-ferry', '/usr/share/OVMF'] };
 const IMG = '/var/lib/libvirt/images/web 1.qcow2';
 const UUID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 /** Exactly what PeerShell.exec sends. */
@@ -83,6 +83,11 @@ describe('checkPeerCommand: every command kvm-ferry sends a peer is allowed', ()
     sent('rm', '-f', '--', IMG),
     sent('ls', '-1', '/sys/class/net'),
     sent('getent', 'ahosts', 'lab-b.example'),
+    // Plan facts about boot files the XML names (captured in the device-migration e2e): type/size of any path, checksums under the read dirs.
+    sent('stat', '-L', '-c', '%F/%s', '--', '/var/cache/kvm-ferry/guest/vmlinuz'),
+    sent('stat', '-L', '-c', '%F/%s', '--', '/opt/kernels/vmlinuz-6.1'),
+    sent('sha256sum', '--', '/usr/share/OVMF/OVMF_CODE_4M.fd'),
+    sent('dd', 'if=/dev/null', 'of=/var/lib/libvirt/qemu/nvram/dev-uefi_VARS.fd', 'conv=excl', 'status=none'),
     'hostname',
   ];
   it.each(real)('%s', (cmd) => {
@@ -119,7 +124,8 @@ describe('checkPeerCommand: anything else is refused with a sentence', () => {
     // rm: outside the dirs, recursive, the dir itself, options after --.
     sent('rm', '-f', '--', '/etc/passwd'), sent('rm', '-rf', '--', '/var/lib/libvirt/images/a'), sent('rm', '-f', '--', '/var/lib/libvirt/images'),
     sent('rm', '-f', '/var/lib/libvirt/images/a'), sent('rm', '-f', '--', '/var/lib/libvirt/images/a', '/etc/passwd'), sent('rm', '-f', '--', '/var/lib/libvirt/images/../../../etc/passwd'),
-    sent('sha256sum', '--', '/etc/shadow'), sent('sha256sum', '/etc/shadow'), sent('stat', '-c', '%n', '--', IMG), sent('df', '-B1', '--output=avail', '--', '/'),
+    sent('sha256sum', '--', '/etc/shadow'), sent('sha256sum', '/etc/shadow'), sent('stat', '-L', '-c', '%F/%s', '--', '/etc/../etc/shadow'),
+    sent('stat', '-L', '-c', '%F/%s', '--', 'etc/shadow'), sent('rm', '-f', '--', '/usr/share/OVMF/OVMF_CODE_4M.fd'), sent('qemu-img', 'info', '-U', '--output=json', '/root/x.qcow2'), sent('stat', '-c', '%n', '--', IMG), sent('df', '-B1', '--output=avail', '--', '/'),
     sent('mkdir', '-p', '--', '/etc/cron.d'), sent('truncate', '-s', '-1', '--', IMG), sent('ls', '-1', '/root'), sent('getent', 'shadow', 'root'), sent('getent', 'ahosts', '-x'),
     sent('hostname', 'evil'), sent('virt-ssh-helper', 'qemu:///session'), sent('virt-ssh-helper', '-r', 'qemu+tcp://x/system'),
     // libvirt's helper script with anything changed is just sh: refused.
