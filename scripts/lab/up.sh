@@ -173,6 +173,7 @@ lab_up() {
 			[[ -z $want_nat ]] || hk_names+=",$(node_vpn_addr "$node")"
 			printf '%s %s\n' "$hk_names" "$(cut -d' ' -f1,2 "$(node_state "$node")/ssh/ssh_host_ed25519_key.pub")" >>"$LAB_KNOWN_HOSTS"
 			write_node_config "$node"
+			install_lab_peer_key "$node"
 		done
 		# The first node probes QEMU (only if the host's cache did not fit) and its
 		# cache seeds the others before their libvirtd starts; those start together.
