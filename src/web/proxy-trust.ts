@@ -40,7 +40,8 @@ export function loadProxySecret(dataDir: string): string {
   return read();
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
+/** One request header as a string (the first, when a client sent it twice). */
+export function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

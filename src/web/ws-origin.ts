@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { RequestTrust } from './proxy-trust.js';
+import { header, type RequestTrust } from './proxy-trust.js';
 
 /**
  * Browsers always send Origin on a websocket handshake and do not apply CORS to it,
@@ -18,10 +18,5 @@ export function wsOriginAllowed(req: IncomingMessage, trust: RequestTrust): bool
   }
   const expected = trust.forwardedHost(req) ?? header(req, 'host');
   return host === expected;
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 

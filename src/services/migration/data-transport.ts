@@ -30,11 +30,11 @@ export async function dataTransportCheck(config: Config, sourceNode: string, pee
   if (missingHere.length) {
     return { id: 'data-transport', ok: false, message: `Migration data goes encrypted (dataTransport: tls), but this node (${sourceNode}) lacks ${missingHere.join(', ')} in ${dir}; ${FIX}.` };
   }
-  const missingThere: string[] = [];
+  let missingThere: string[];
   try {
-    for (const f of DESTINATION_TLS_FILES) {
-      if ((await remoteFileFact(peer, join(dir, f))).kind !== 'file') missingThere.push(f);
-    }
+    // Asked at once: the questions share the peer's one SSH connection.
+    const facts = await Promise.all(DESTINATION_TLS_FILES.map((f) => remoteFileFact(peer, join(dir, f))));
+    missingThere = DESTINATION_TLS_FILES.filter((_, i) => facts[i]!.kind !== 'file');
   } catch (e) {
     return { id: 'data-transport', ok: false, message: `Could not check ${peer.name}'s migration certificates in ${dir}: ${describeError(e)}` };
   }
