@@ -4,6 +4,7 @@ import { AppError, describeError, isAppError } from '../errors.js';
 import type { Job, JobKind } from '../domain/job.js';
 import { JobsRepository, VmBusyError } from '../adapters/db/jobs-repository.js';
 import type { Logger } from '../log.js';
+import { closeTrail, emptyTrail, readTrail, trailAfter, type JobTrail } from '../domain/job-trail.js';
 
 export interface JobContext {
   job: Job;
@@ -85,6 +86,9 @@ export class JobRunner extends EventEmitter {
 
   private run(job: Job, work: (ctx: JobContext) => Promise<JobOutcome>): void {
     const aborted = { value: false };
+    const startMs = Date.parse(job.startedAt);
+    // Steps reported before the runner took over (a migration's pre-flight) began with the job.
+    let trail: JobTrail = readTrail(job.progress?.trail) ?? (typeof job.progress?.step === 'string' ? trailAfter(emptyTrail(), { step: job.progress.step }, startMs, startMs) : emptyTrail());
     const ctx: JobContext = {
       job,
       onAbort: (fn) => {
@@ -97,12 +101,14 @@ export class JobRunner extends EventEmitter {
         return aborted.value;
       },
       progress: (p, m) => {
-        this.repo.setProgress(job.id, p, m);
+        trail = trailAfter(trail, p, Date.now(), startMs);
+        this.repo.setProgress(job.id, { ...p, trail }, m);
         this.emit('update', this.repo.get(job.id));
       },
       record: (r) => this.repo.mergeResult(job.id, r),
     };
-    const done = this.execute(job, ctx, work);
+    // The final trail goes in the result, whatever the outcome (a failed move's timeline says where it stopped).
+    const done = this.execute(job, ctx, work, () => closeTrail(trail, Date.now()));
     this.inFlight.set(job.id, done);
     void done.finally(() => {
       this.inFlight.delete(job.id);
@@ -110,12 +116,18 @@ export class JobRunner extends EventEmitter {
     });
   }
 
-  private async execute(job: Job, ctx: JobContext, work: (ctx: JobContext) => Promise<JobOutcome>): Promise<Job> {
+  private async execute(job: Job, ctx: JobContext, work: (ctx: JobContext) => Promise<JobOutcome>, finalTrail: () => JobTrail): Promise<Job> {
     let finished: Job;
+    const keepTrail = () => {
+      const t = finalTrail();
+      if (t.steps.length || t.samples.length) this.repo.mergeResult(job.id, { trail: t });
+    };
     try {
       const outcome = await work(ctx);
+      keepTrail();
       finished = this.repo.finish(job.id, 'ok', outcome.message, null, outcome.result ?? null);
     } catch (e) {
+      keepTrail();
       if (isAppError(e)) {
         finished = this.repo.finish(job.id, 'failed', e.message, e.detail ?? null);
       } else {

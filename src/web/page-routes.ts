@@ -9,6 +9,7 @@ import type { VmVerb } from '../services/nodes/node-actions.js';
 import { toAppError } from './error-handler.js';
 import { bodyOf, requestUser } from './request-context.js';
 import { statsPageRoutes } from './stats-pages.js';
+import { jobView } from './job-view.js';
 
 const ACTIVITY_ROWS = 15;
 
@@ -141,7 +142,7 @@ export function pageRoutes(deps: AppDeps): Router {
   r.get('/nodes/:node/jobs/:id', async (req, res) => {
     const on = knownNode(req);
     const job = await actions.getJob(on, requireInt('id', req.params.id, 1, Number.MAX_SAFE_INTEGER, 'Job id'));
-    res.render('job', { nodeName: node.name, on, job, running: job.state === 'running' });
+    res.render('job', { nodeName: node.name, on, job, view: jobView(job), running: job.state === 'running' });
   });
 
   r.post('/nodes/:node/jobs/:id/abort', async (req, res) => {

@@ -29,6 +29,11 @@ export const viewHelpers = {
     if (!iso) return '';
     return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
   },
+  /** A moment in epoch ms as the time of day in UTC ("14:03:07"), as the job timeline shows it. */
+  clock(ms: number | null): string {
+    if (ms === null || !Number.isFinite(ms)) return '';
+    return new Date(ms).toISOString().slice(11, 19);
+  },
   duration(ms: number | null): string {
     if (ms === null) return '';
     return ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;

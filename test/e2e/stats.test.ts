@@ -13,6 +13,8 @@ import { StatsReader } from '../../src/adapters/db/stats-reader.js';
 import { LibvirtSampler } from '../../stats-daemon/libvirt-sampler.js';
 import { DomStatsSampler } from '../../stats-daemon/domstats-sampler.js';
 import { StatsDaemon } from '../../stats-daemon/daemon.js';
+import { DomStatsIoSource } from '../../stats-daemon/io-source.js';
+import { VirshShell } from '../../src/adapters/virsh/virsh-shell.js';
 import { silentLogger } from '../../src/log.js';
 import type { VmSample } from '../../src/domain/stats/sample.js';
 
@@ -95,6 +97,26 @@ describe('sampling real guests', () => {
         expect(x.ramMiB).toBeGreaterThan(16);
         expect(x.ramMiB).toBeLessThan(MEMORY_MIB + 256);
         expect(x.uuid).toMatch(/^[0-9a-f-]{36}$/);
+      }
+    } finally {
+      await sampler.close();
+    }
+  });
+
+  it('with the kept virsh (the default), CPU comes from its one domstats: same figures, no domainGetInfo', async () => {
+    const sampler = new LibvirtSampler(new LibvirtConnection('qemu:///system'), new QemuRss(), new DomStatsIoSource(new VirshShell('qemu:///system')));
+    try {
+      const s = await busyWindow(() => sampler.sample(Date.now()), 5000);
+      expect(sampler.ioError).toBeNull();
+      expect(sampler.infoCalls, 'a real libvirtd prints cpu.time, vcpu.current and balloon.current for every VM').toBe(0);
+      const b = byName(s, busy)!;
+      const i = byName(s, idle)!;
+      expect(b.cpuPct, JSON.stringify(b)).toBeGreaterThan(50);
+      expect(i.cpuPct, JSON.stringify(i)).toBeLessThan(10);
+      for (const x of [b, i]) {
+        expect(x.ramKind).toBe('rss');
+        expect(x.uuid).toMatch(/^[0-9a-f-]{36}$/);
+        expect(x.io, JSON.stringify(x)).not.toBeNull();
       }
     } finally {
       await sampler.close();

@@ -7,6 +7,9 @@ import { IoDeltas, ioFromDomStats, ioRates, zeroCounters } from '../../src/domai
 import { CallLimit } from '../../src/adapters/libvirt/call-limit.js';
 import { VirshShell } from '../../src/adapters/virsh/virsh-shell.js';
 import { makeFixture } from '../helpers/fixture.js';
+import { LibvirtConnection } from '../../src/adapters/libvirt/connection.js';
+import { LibvirtSampler } from '../../stats-daemon/libvirt-sampler.js';
+import { DomStatsIoSource } from '../../stats-daemon/io-source.js';
 
 // As a real libvirtd prints `domstats --raw --block --interface` (two disks, a CD-ROM without medium, one tap).
 const REAL = `Domain: 'web-01'
@@ -107,5 +110,56 @@ describe('bounded binding calls', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(limit.busy).toBe(0);
     await expect(limit.run(async () => 'ok', 50, 'libvirt d')).resolves.toBe('ok');
+  });
+});
+
+describe('the libvirt sampler with the kept virsh', () => {
+  it('takes CPU time, vCPUs and memory from the one domstats answer when it has them, with no domainGetInfo', async () => {
+    const f = makeFixture([{ name: 'kf-cpu-a', vcpus: 2, memoryMiB: 512 }]);
+    // Stands in for virsh on a real libvirtd: answers domstats with the groups a real one prints, echo with its word.
+    const dir = mkdtempSync(join(tmpdir(), 'kf-fakevirsh-'));
+    const fake = join(dir, 'virsh');
+    const counter = join(dir, 'n');
+    writeFileSync(counter, '0');
+    writeFileSync(fake, `#!/bin/sh
+while read -r cmd rest; do
+  case "$cmd" in
+    echo) echo "$rest" ;;
+    domstats) n=$(cat ${counter}); n=$((n + 1)); echo $n > ${counter}
+      printf "Domain: 'kf-cpu-a'\\n  cpu.time=%d000000000\\n  balloon.current=524288\\n  vcpu.current=2\\n  block.count=1\\n  block.0.wr.bytes=%d\\n  net.count=0\\n\\n" "$n" "$((n * 1000))" ;;
+  esac
+done
+`, { mode: 0o755 });
+    const sampler = new LibvirtSampler(new LibvirtConnection(f.uri), null, new DomStatsIoSource(new VirshShell(f.uri, 10_000, fake)));
+    try {
+      const first = await sampler.sample(Date.now());
+      expect(sampler.infoCalls).toBe(0);
+      expect(first[0]).toMatchObject({ name: 'kf-cpu-a', ramMiB: 512, ramKind: 'assigned', cpuPct: null });
+      const second = await sampler.sample(Date.now());
+      expect(sampler.infoCalls).toBe(0);
+      // 1 s of CPU time between two answers a few ms apart, over 2 vCPUs: far above 100 %, clamped.
+      expect(second[0]!.cpuPct).toBe(100);
+      expect(second[0]!.io!.diskWrBytes).toBeGreaterThan(0);
+      expect(second[0]!.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await sampler.close();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(f.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('asks the binding for a VM the answer lacks (the test driver prints no CPU time)', async () => {
+    const f = makeFixture([{ name: 'kf-cpu-b' }, { name: 'kf-cpu-c' }, { name: 'kf-cpu-d', state: 'shut-off' }]);
+    const sampler = new LibvirtSampler(new LibvirtConnection(f.uri), null, new DomStatsIoSource(new VirshShell(f.uri, 10_000)));
+    try {
+      await sampler.sample(Date.now());
+      const s = await sampler.sample(Date.now());
+      expect(sampler.infoCalls).toBe(2);
+      expect(s.map((x) => x.name).sort()).toEqual(['kf-cpu-b', 'kf-cpu-c']);
+      expect(s.every((x) => x.cpuPct !== null && x.ramKind === 'assigned')).toBe(true);
+    } finally {
+      await sampler.close();
+      rmSync(f.dir, { recursive: true, force: true });
+    }
   });
 });
