@@ -1,7 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { AppError } from '../errors.js';
-import { coalesceChanges, type InventoryChange } from '../domain/inventory-view.js';
-import type { InventoryCache } from '../services/inventory/inventory-cache.js';
+import { coalesceChanges, type InventoryChange, type NodeView } from '../domain/inventory-view.js';
 import type { AppDeps } from '../app.js';
 import { sameOriginRead } from './guards.js';
 
@@ -12,6 +11,13 @@ const COALESCE_MS = 200;
 const MAX_PENDING_BYTES = 256 * 1024;
 const MAX_CLIENTS = 200;
 const AGES_MS = 5_000;
+
+/** What the hub needs of the cache: its 'changes' events and every node's age. */
+export interface ChangeSource {
+  on(event: 'changes', listener: (changes: InventoryChange[]) => void): unknown;
+  off(event: 'changes', listener: (changes: InventoryChange[]) => void): unknown;
+  views(): Pick<NodeView, 'name' | 'at'>[];
+}
 
 /** What the hub needs of a client's response: a real http.ServerResponse in production. */
 export interface EventSink {
@@ -46,7 +52,7 @@ export class InventoryEvents {
   /** Clients dropped for not keeping up, since start-up (for tests and the log). */
   dropped = 0;
 
-  constructor(private readonly cache: Pick<InventoryCache, 'on' | 'off' | 'views'>, opts: InventoryEventsOptions = {}) {
+  constructor(private readonly cache: ChangeSource, opts: InventoryEventsOptions = {}) {
     this.opts = { coalesceMs: COALESCE_MS, maxPendingBytes: MAX_PENDING_BYTES, maxClients: MAX_CLIENTS, heartbeatMs: HEARTBEAT_MS, agesMs: AGES_MS, ...opts };
     cache.on('changes', this.onChanges);
     this.heartbeat = setInterval(() => this.broadcast(': keep-alive\n\n'), this.opts.heartbeatMs);
