@@ -8,6 +8,7 @@ import type { VmVerb } from '../services/nodes/node-actions.js';
 import { toAppError } from './error-handler.js';
 import { bodyOf, requestUser } from './request-context.js';
 import { statsPageRoutes } from './stats-pages.js';
+import { PeerRowsCache } from './peer-rows.js';
 
 const ACTIVITY_ROWS = 15;
 /** Only the first pages after start-up wait (at most this long) for the first inventory round. */
@@ -27,6 +28,8 @@ interface PageState {
 export function pageRoutes(deps: AppDeps): Router {
   const r = Router();
   const { node, jobsRepo, log, actions, inventory } = deps;
+  let app: import('express').Application | null = null;
+  const peerRows = new PeerRowsCache(() => app!);
 
   async function renderIndex(req: Request, res: Response, state: PageState = {}) {
     const [options, vpn] = await Promise.all([
@@ -41,11 +44,19 @@ export function pageRoutes(deps: AppDeps): Router {
     const own = nodes.find((n) => n.local);
     const localVms = own && own.state === 'active' ? own.vms : null;
     const sparks = localVms ? deps.stats.rowSparks(localVms) : new Map();
+    app = req.app;
+    const nodeNames = actions.nodeNames();
+    const token = String(res.locals.csrfToken ?? '');
+    const rows = new Map<string, string>();
+    for (const n of nodes) {
+      if (!n.local && n.state !== 'never') rows.set(n.name, PeerRowsCache.fill(await peerRows.rows(n.name, n.vms, nodeNames), token));
+    }
     res.status(state.status ?? 200).render('index', {
       nodeName: node.name,
       nodes,
       now: Date.now(),
-      nodeNames: actions.nodeNames(),
+      nodeNames,
+      peerRows: rows,
       sparks,
       totals: localVms ? deps.stats.totals(localVms, sparks) : null,
       options,

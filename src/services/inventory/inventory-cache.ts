@@ -124,7 +124,9 @@ export class InventoryCache extends EventEmitter {
     let next: NodeView;
     try {
       const vms = await withTimeout(slot.source.read(this.opts.timeoutMs), this.opts.timeoutMs, slot.source);
-      next = { ...prev, state: 'active', vms, at: this.now(), reason: null };
+      // An unchanged list keeps its identity, so what is drawn from it (the page's cached rows) stays valid.
+      const same = prev.vms.length === vms.length && JSON.stringify(prev.vms) === JSON.stringify(vms);
+      next = { ...prev, state: 'active', vms: same ? prev.vms : vms, at: this.now(), reason: null };
     } catch (e) {
       const code = e instanceof AppError ? e.code : undefined;
       const message = e instanceof AppError ? e.message : describeError(e);
