@@ -13,6 +13,8 @@ import { PeerRowsCache } from './peer-rows.js';
 const ACTIVITY_ROWS = 15;
 /** Only the first pages after start-up wait (at most this long) for the first inventory round. */
 const FIRST_ROUND_WAIT_MS = 3_000;
+/** A page drawn just after a job ended waits at most this long for the re-read of the nodes it touched. */
+const AFTER_JOB_WAIT_MS = 2_000;
 
 interface PageState {
   status?: number;
@@ -36,7 +38,7 @@ export function pageRoutes(deps: AppDeps): Router {
       inventory.createOptions.get().then((o): CreateOptions | AppError => o, (e) => toAppError(e, log)),
       inventory.vpnStatus.get().catch((e) => ({ configured: false as const, error: toAppError(e, log) })),
     ]);
-    await inventory.cache.ready(FIRST_ROUND_WAIT_MS);
+    await Promise.all([inventory.cache.ready(FIRST_ROUND_WAIT_MS), inventory.settled(AFTER_JOB_WAIT_MS)]);
     const nodes = inventory.cache.views();
     const focusJob = await focusedJob(req);
     const jobs = jobsRepo.recent(ACTIVITY_ROWS);

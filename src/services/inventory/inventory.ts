@@ -25,12 +25,30 @@ export class Inventory {
   private readonly onJob = (job: Job | null) => {
     if (!job || job.state === 'running') return;
     // The VM moved or changed state: re-read the nodes the job touched, now.
-    void this.cache.refresh(job.node);
+    this.track(this.cache.refresh(job.node));
     // New disk images or ISOs show in the create form.
-    if (job.node === this.deps.node.name) void this.createOptions.refresh();
+    if (job.node === this.deps.node.name) this.track(this.createOptions.refresh());
     const to = job.params?.to;
-    if (typeof to === 'string') void this.cache.refresh(to);
+    if (typeof to === 'string') this.track(this.cache.refresh(to));
   };
+  /** Refreshes started because a job ended: a page drawn right after the job waits for them. */
+  private readonly afterJobs = new Set<Promise<void>>();
+
+  private track(p: Promise<void>): void {
+    this.afterJobs.add(p);
+    void p.finally(() => this.afterJobs.delete(p));
+  }
+
+  /**
+   * Waits (at most `maxMs`) for the re-reads a job's end started: a page drawn just after a
+   * job ended must not show the VM's state from before it (the no-JS page stops refreshing then).
+   */
+  async settled(maxMs: number): Promise<void> {
+    if (this.afterJobs.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.afterJobs]), new Promise((r) => (timer = setTimeout(r, maxMs)))]);
+    clearTimeout(timer);
+  }
 
   constructor(private readonly deps: { config: Config; node: LocalNode; peers: PeerDirectory; jobs: JobRunner; vpn: VpnService; log: Logger }) {
     const { config, node, peers } = deps;
