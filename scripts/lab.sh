@@ -8,7 +8,7 @@
 #        scripts/lab.sh shape NODE RATE|off       limit a node's link (tbf), e.g. 100mbit
 #        scripts/lab.sh cut NODE | heal NODE      unplug / replug a node's link
 #        scripts/lab.sh manager NODE start|kill   (re)start a node's manager, or kill -9 it
-#        scripts/lab.sh daemon NODE libvirtd|sshd stop|start
+#        scripts/lab.sh daemon NODE libvirtd|sshd stop|start|pause|resume (pause/resume: libvirtd only, SIGSTOP/SIGCONT)
 #   --nat NODE puts NODE in a private subnet behind a NAT router and joins all
 #   nodes with an OpenVPN tunnel (scripts/lab/vpn.sh). KFLAB_INSTANCE=2…9 runs a
 #   second lab beside the default one (other names, subnets and dirs).

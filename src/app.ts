@@ -24,6 +24,8 @@ import type { ConsoleService } from './services/console/console-service.js';
 import type { RequestTrust } from './web/proxy-trust.js';
 import { trustRequests } from './web/request-context.js';
 import { consoleApiRoutes, consolePageRoutes, novncStatic } from './web/console-routes.js';
+import type { Inventory } from './services/inventory/inventory.js';
+import { inventoryEventRoute, type InventoryEvents } from './web/inventory-events.js';
 
 export interface AppDeps {
   config: Config;
@@ -37,6 +39,10 @@ export interface AppDeps {
   stats: VmStatsService;
   console: ConsoleService;
   vpn: VpnService;
+  /** Every node's VMs and this node's page facts, kept fresh in the background. */
+  inventory: Inventory;
+  /** Pushes inventory changes to open pages (GET /events). */
+  inventoryEvents: InventoryEvents;
   /** Who a request is from and which Host names the manager answers to. */
   trust: RequestTrust;
   log: Logger;
@@ -76,6 +82,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use(sameOriginOnly(deps.trust));
+  app.get('/events', inventoryEventRoute(deps));
   app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use('/api', consoleApiRoutes(deps));
   app.use('/api', vpnApiRoutes(deps));

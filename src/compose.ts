@@ -32,6 +32,8 @@ import { MaintenanceService } from './services/maintenance/maintenance-service.j
 import { MaintenancePlanner } from './services/maintenance/planner.js';
 import type { WorkRefusal } from './services/local-node.js';
 import { loadProxySecret, RequestTrust } from './web/proxy-trust.js';
+import { Inventory } from './services/inventory/inventory.js';
+import { InventoryEvents } from './web/inventory-events.js';
 
 export interface Composed extends AppDeps {
   db: Db;
@@ -102,6 +104,10 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
     opts.now ?? Date.now,
   );
+  // Started here: the page is drawn from it from the first request on.
+  const inventory = new Inventory({ config, node, peers, jobs, vpn, log });
+  const inventoryEvents = new InventoryEvents(inventory.cache, { agesMs: config.inventoryRefreshSec * 1000 });
+  inventory.start();
   const peerNames = new Set(config.peers.map((p) => p.name));
   const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peerNames.has(n));
   return {
@@ -117,11 +123,15 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     stats,
     console: consoleService,
     vpn,
+    inventory,
+    inventoryEvents,
     jobs,
     jobsRepo,
     log,
     db,
     async close() {
+      inventory.stop();
+      inventoryEvents.close();
       janitor.stop();
       await jobs.drain();
       await conn.close();

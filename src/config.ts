@@ -89,6 +89,8 @@ export interface Config {
   migrationTlsDir: string;
   /** A libvirt binding call without an answer for this long fails with "libvirt does not answer". */
   libvirtTimeoutSec: number;
+  /** How often the inventory cache re-reads every node (this one and each peer) in the background. */
+  inventoryRefreshSec: number;
   peers: PeerConfig[];
   stats: StatsConfig;
   maintenance: MaintenanceConfig;
@@ -129,6 +131,7 @@ export function defaultConfig(): Config {
     dataTransport: 'tls',
     migrationTlsDir: '/etc/pki/libvirt-migrate',
     libvirtTimeoutSec: 10,
+    inventoryRefreshSec: 5,
     peers: [],
     stats: { intervalSec: 5, source: 'auto', rawRetentionHours: 24, minuteRetentionDays: 30, hourRetentionDays: 365 },
     maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, offeredMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
@@ -165,7 +168,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
-  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'libvirtTimeoutSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
+  'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'libvirtTimeoutSec', 'inventoryRefreshSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
   'maintenance', 'vpn', 'convergence',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
@@ -194,6 +197,7 @@ export function parseConfig(raw: unknown): Config {
     dataTransport: oneOf(obj, 'dataTransport', d.dataTransport, ['tls', 'plain'] as const),
     migrationTlsDir: absPath(obj, 'migrationTlsDir', d.migrationTlsDir),
     libvirtTimeoutSec: int(obj, 'libvirtTimeoutSec', d.libvirtTimeoutSec, 1, 600),
+    inventoryRefreshSec: int(obj, 'inventoryRefreshSec', d.inventoryRefreshSec, 1, 300),
     peers: peers(obj.peers),
     stats: stats(obj.stats, d.stats),
     maintenance: maintenance(obj.maintenance, d.maintenance),

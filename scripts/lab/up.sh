@@ -227,7 +227,7 @@ lab_manager() {
 # lab.sh daemon NODE libvirtd|sshd stop|start — for the failure tests.
 lab_daemon() {
 	local node=${1:-} d=${2:-} what=${3:-} S p
-	[[ -n $node && -n $d && -n $what ]] || die "usage: lab.sh daemon NODE libvirtd|sshd stop|start"
+	[[ -n $node && -n $d && -n $what ]] || die "usage: lab.sh daemon NODE libvirtd|sshd stop|start|pause|resume"
 	require_node "$node"
 	S=$(node_state "$node")
 	case $d:$what in
@@ -238,6 +238,14 @@ lab_daemon() {
 			wait_until 20 "$d of $node to stop" pid_gone "$p"
 		fi
 		log "$node: $d stopped"
+		;;
+	libvirtd:pause | libvirtd:resume)
+		# SIGSTOP: the process stays, its socket still accepts, nothing answers — a hung
+		# libvirtd as a client sees it. SIGCONT lets it carry on where it stopped.
+		p=$(read_pid "$S/run/libvirtd.pid")
+		pid_alive "$p" || die "$node: libvirtd is not running"
+		if [[ $what == pause ]]; then kill -STOP "$p"; else kill -CONT "$p"; fi
+		log "$node: libvirtd ${what}d (pid $p)"
 		;;
 	libvirtd:start)
 		pid_alive "$(read_pid "$S/run/libvirtd.pid")" ||
@@ -251,7 +259,7 @@ lab_daemon() {
 		wait_until 10 "sshd of $node" sshd_answers "$node"
 		cp "$S/run/sshd.pid" "$LAB_RUN/$node.sshd.pid"
 		;;
-	*) die "usage: lab.sh daemon NODE libvirtd|sshd stop|start" ;;
+	*) die "usage: lab.sh daemon NODE libvirtd|sshd stop|start|pause|resume" ;;
 	esac
 }
 

@@ -46,6 +46,21 @@ export function apiRoutes(deps: AppDeps): Router {
     res.json(await Promise.all([node.status(), ...deps.peers.all().map((p) => p.status())]));
   });
 
+  /** The inventory cache as the page sees it: every node, its age, why it is inactive, its VMs. */
+  r.get('/inventory', (_req, res) => {
+    const now = Date.now();
+    res.json(deps.inventory.cache.views().map((v) => ({ ...v, ageSec: v.at === null ? null : Math.max(0, Math.round((now - v.at) / 1000)) })));
+  });
+
+  // `?cached=1`: any node's last known list from the cache, without asking the node (503 until it answered once).
+  r.get('/nodes/:node/vms', (req, res, next) => {
+    if (queryOf(req).cached !== '1') return next();
+    const view = deps.inventory.cache.view(String(req.params.node));
+    if (!view) throw new AppError('NODE_NOT_FOUND', `Node ${String(req.params.node)} is not known to this manager.`);
+    if (view.at === null) throw new AppError('NODE_UNREACHABLE', view.reason ?? `Node ${view.name} has not been reached yet.`);
+    res.set('X-Kvm-Ferry-As-Of', new Date(view.at).toISOString()).json(view.vms);
+  });
+
   // Everything under a peer's name is answered by that peer's own manager.
   r.use('/nodes/:node', forwardToPeer(deps));
 

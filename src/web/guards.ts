@@ -13,8 +13,16 @@ export function sameOriginOnly(trust: RequestTrust) {
   return (req: Request, _res: Response, next: NextFunction): void => checkSameOrigin(trust, req, next);
 }
 
-function checkSameOrigin(trust: RequestTrust, req: Request, next: NextFunction): void {
-  if (!UNSAFE.has(req.method)) return next();
+/**
+ * The same rule for a read that carries the inventory of every node (the /events stream):
+ * another site's page must not be able to open it with the user's credentials.
+ */
+export function sameOriginRead(trust: RequestTrust) {
+  return (req: Request, _res: Response, next: NextFunction): void => checkSameOrigin(trust, req, next, true);
+}
+
+function checkSameOrigin(trust: RequestTrust, req: Request, next: NextFunction, always = false): void {
+  if (!always && !UNSAFE.has(req.method)) return next();
   const site = req.get('sec-fetch-site');
   if (site && site !== 'same-origin' && site !== 'none') {
     return next(new AppError('CSRF_REJECTED', 'Refused a cross-site request; use kvm-ferry from its own page.'));

@@ -3,15 +3,19 @@ import { AppError } from '../errors.js';
 import type { AppDeps } from '../app.js';
 import { requireInt } from '../domain/numbers.js';
 import type { Job } from '../domain/job.js';
-import type { Vm } from '../domain/vm.js';
 import type { CreateOptions } from '../services/host-facts.js';
 import type { VmVerb } from '../services/nodes/node-actions.js';
 import { toAppError } from './error-handler.js';
 import { bodyOf, requestUser } from './request-context.js';
 import { statsPageRoutes } from './stats-pages.js';
 import { jobView } from './job-view.js';
+import { PeerRowsCache } from './peer-rows.js';
 
 const ACTIVITY_ROWS = 15;
+/** Only the first pages after start-up wait (at most this long) for the first inventory round. */
+const FIRST_ROUND_WAIT_MS = 3_000;
+/** A page drawn just after a job ended waits at most this long for the re-read of the nodes it touched. */
+const AFTER_JOB_WAIT_MS = 2_000;
 
 interface PageState {
   status?: number;
@@ -19,45 +23,43 @@ interface PageState {
   form?: Record<string, unknown>;
 }
 
-interface NodeSection {
-  name: string;
-  local: boolean;
-  url?: string;
-  vms: Vm[] | AppError;
-}
-
-/** Server-rendered page: works without JavaScript; every action is a form POST, then redirect. */
+/**
+ * Server-rendered page: works without JavaScript; every action is a form POST, then redirect.
+ * The VM lists come from the inventory cache: drawing the page asks no node anything (no SSH,
+ * no libvirt); each node shows how old its view is.
+ */
 export function pageRoutes(deps: AppDeps): Router {
   const r = Router();
-  const { node, jobsRepo, log, actions } = deps;
-
-  /** Every node's VMs, asked in parallel: a dead peer shows as inactive, it never holds the page. */
-  async function nodeSections(): Promise<NodeSection[]> {
-    return Promise.all(
-      actions.nodeNames().map(async (name): Promise<NodeSection> => {
-        const peer = deps.peers.get(name);
-        const vms = await actions.listVms(name).then((v): Vm[] | AppError => v, (e) => toAppError(e, log));
-        return { name, local: actions.isLocal(name), ...(peer?.config.url ? { url: peer.config.url } : {}), vms };
-      }),
-    );
-  }
+  const { node, jobsRepo, log, actions, inventory } = deps;
+  let app: import('express').Application | null = null;
+  const peerRows = new PeerRowsCache(() => app!);
 
   async function renderIndex(req: Request, res: Response, state: PageState = {}) {
-    const [nodes, options, vpn] = await Promise.all([
-      nodeSections(),
-      node.facts.createOptions().then((o): CreateOptions | AppError => o, (e) => toAppError(e, log)),
-      deps.vpn.status().catch((e) => ({ configured: false as const, error: toAppError(e, log) })),
+    const [options, vpn] = await Promise.all([
+      inventory.createOptions.get().then((o): CreateOptions | AppError => o, (e) => toAppError(e, log)),
+      inventory.vpnStatus.get().catch((e) => ({ configured: false as const, error: toAppError(e, log) })),
     ]);
+    await Promise.all([inventory.cache.ready(FIRST_ROUND_WAIT_MS), inventory.settled(AFTER_JOB_WAIT_MS)]);
+    const nodes = inventory.cache.views();
     const focusJob = await focusedJob(req);
     const jobs = jobsRepo.recent(ACTIVITY_ROWS);
     const running = jobs.some((j) => j.state === 'running') || focusJob?.state === 'running';
-    const own = nodes.find((n) => n.local)?.vms;
-    const localVms = Array.isArray(own) ? own : null;
+    const own = nodes.find((n) => n.local);
+    const localVms = own && own.state === 'active' ? own.vms : null;
     const sparks = localVms ? deps.stats.rowSparks(localVms) : new Map();
+    app = req.app;
+    const nodeNames = actions.nodeNames();
+    const token = String(res.locals.csrfToken ?? '');
+    const rows = new Map<string, string>();
+    for (const n of nodes) {
+      if (!n.local && n.state !== 'never') rows.set(n.name, PeerRowsCache.fill(await peerRows.rows(n.name, n.vms, nodeNames), token));
+    }
     res.status(state.status ?? 200).render('index', {
       nodeName: node.name,
       nodes,
-      nodeNames: actions.nodeNames(),
+      now: Date.now(),
+      nodeNames,
+      peerRows: rows,
       sparks,
       totals: localVms ? deps.stats.totals(localVms, sparks) : null,
       options,
@@ -65,6 +67,8 @@ export function pageRoutes(deps: AppDeps): Router {
       jobs,
       focusJob,
       running,
+      // Pages with JavaScript follow /events; the no-JS page keeps its meta refresh.
+      liveEvents: true,
       error: state.error ?? null,
       form: state.form ?? {},
     });
@@ -112,7 +116,9 @@ export function pageRoutes(deps: AppDeps): Router {
     r.post(`/nodes/:node/vms/:vm/${verb}`, async (req, res) => {
       try {
         const on = knownNode(req);
-        afterAction(res, await actions.vmAction(on, String(req.params.vm), verb, lastValues(bodyOf(req)), requestUser(req)));
+        const job = await actions.vmAction(on, String(req.params.vm), verb, lastValues(bodyOf(req)), requestUser(req));
+        if (!actions.isLocal(on)) inventory.watchPeerJob(on, job);
+        afterAction(res, job);
       } catch (e) {
         await onFormError(req, res, e);
       }

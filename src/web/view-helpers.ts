@@ -1,9 +1,11 @@
 import { VM_STATE_LABELS, isActive, type VmState } from '../domain/vm.js';
 import { JOB_KIND_LABELS, type JobKind } from '../domain/job.js';
+import { ageSentence } from '../domain/inventory-view.js';
 
 /** Formatting used by the EJS views; views never compute, they only print. */
 export const viewHelpers = {
   stateLabel: (s: VmState) => VM_STATE_LABELS[s],
+  ageSentence,
   isActive,
   kindLabel: (k: JobKind) => JOB_KIND_LABELS[k] ?? k,
   bytes(n: number | null | undefined): string {

@@ -67,6 +67,14 @@ describe('config', () => {
     }
   });
 
+  it('inventoryRefreshSec: 5 s by default, whole seconds 1–300, a bad value refused naming the key', () => {
+    expect(defaultConfig().inventoryRefreshSec).toBe(5);
+    expect(parseConfig({ inventoryRefreshSec: 2 }).inventoryRefreshSec).toBe(2);
+    for (const bad of [0, -1, 301, 1.5, 'five']) {
+      expect(() => parseConfig({ inventoryRefreshSec: bad })).toThrow(/inventoryRefreshSec/);
+    }
+  });
+
   it('accepts the documented example file, whose values are the defaults', () => {
     const c = loadConfig({ KVM_FERRY_CONFIG: join(__dirname, '../../config/kvm-ferry.example.yaml') });
     const { source: _s, nodeName: _n, ...rest } = c;

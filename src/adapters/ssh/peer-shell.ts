@@ -186,7 +186,12 @@ export class PeerShell {
     const client = new Client();
     return new Promise((resolve, reject) => {
       client.once('ready', () => resolve(client));
-      client.once('error', (err: Error & { level?: string; code?: string }) => {
+      // `on`, not `once`: a handshake that times out can be followed by "Connection lost before
+      // handshake" when the far end finally closes; without a listener that error would crash the manager.
+      let failed = false;
+      client.on('error', (err: Error & { level?: string; code?: string }) => {
+        if (failed) return;
+        failed = true;
         client.end();
         reject(this.explain(err, seenKey, pinned.blob));
       });

@@ -26,8 +26,8 @@ export class RemoteNode {
     }
   }
 
-  listVms(): Promise<Vm[]> {
-    return this.call<Vm[]>('GET', `/api/nodes/${enc(this.name)}/vms`);
+  listVms(timeoutMs?: number): Promise<Vm[]> {
+    return this.call<Vm[]>('GET', `/api/nodes/${enc(this.name)}/vms`, undefined, null, timeoutMs);
   }
 
   getJob(id: number): Promise<Job> {
