@@ -12,6 +12,7 @@ import { JobRunner } from './services/job-runner.js';
 import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
+import { watchConfigPeers } from './services/join/config-watch.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
 import { NodeActions } from './services/nodes/node-actions.js';
 import { MigrationReconciler } from './services/migration/reconcile.js';
@@ -102,8 +103,9 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
     opts.now ?? Date.now,
   );
-  const peerNames = new Set(config.peers.map((p) => p.name));
-  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peerNames.has(n));
+  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peers.get(n) !== null);
+  // invite/join/remove rewrite peers: in the config file (the single source of truth), re-read here without a restart.
+  const stopWatching = watchConfigPeers(config, peers, log);
   return {
     config,
     trust,
@@ -123,6 +125,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     db,
     async close() {
       janitor.stop();
+      stopWatching();
       await jobs.drain();
       await conn.close();
       db.close();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeToken, encodeToken, parseTtl, type InviteToken } from '../../src/domain/join/token.js';
-import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, type PeerInfo } from '../../src/domain/join/decisions.js';
+import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, type InviteRecord, type PeerInfo } from '../../src/domain/join/decisions.js';
 import { peerVerb } from '../../src/domain/peer-command.js';
 import { deriveInviteKey } from '../../src/adapters/ssh/derived-key.js';
 
@@ -43,8 +43,8 @@ describe('invite token codec', () => {
 });
 
 describe('join decisions', () => {
-  const invite = { id: 'abcdefgh12', secretHash: 'x', expiresAtMs: 2000, usedAtMs: null };
-  const base = { invite, secretMatches: true, now: 1000, localName: 'alpha', peerNames: ['gamma'], joiner, localHostKey: HK, peerHostKeys: [] };
+  const invite: InviteRecord = { id: 'abcdefgh12', secretHash: 'x', expiresAtMs: 2000, usedAtMs: null };
+  const base: Parameters<typeof decideJoin>[0] = { invite, secretMatches: true, now: 1000, localName: 'alpha', peerNames: ['gamma'], joiner, localHostKey: HK, peerHostKeys: [] };
 
   it('accepts a fresh invite with the right secret and a free name', () => {
     expect(decideJoin(base)).toEqual({ ok: true });

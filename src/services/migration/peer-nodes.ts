@@ -53,14 +53,35 @@ export class PeerNode {
 
 export class PeerDirectory {
   private readonly peers = new Map<string, PeerNode>();
+  private gate: PeerGate | null = null;
+  private readonly knownHosts: string;
 
-  constructor(config: Config, onRecord?: (r: CommandRecord) => void) {
-    const knownHosts = join(config.dataDir, 'peers_known_hosts');
-    writeFileSync(knownHosts, knownHostsText(config.peers), { mode: 0o600 });
-    for (const p of config.peers) this.peers.set(p.name, new PeerNode(p, knownHosts, config.nodeName, onRecord));
+  constructor(private readonly config: Config, private readonly onRecord?: (r: CommandRecord) => void) {
+    this.knownHosts = join(config.dataDir, 'peers_known_hosts');
+    this.reload(config.peers);
+  }
+
+  /**
+   * The peers as the config file now lists them (after a join or remove): new ones are
+   * added, gone ones dropped, changed ones rebuilt; unchanged ones keep their connection.
+   * config.peers is updated in place, so everything reading it sees the same list.
+   */
+  reload(peers: readonly PeerConfig[]): void {
+    writeFileSync(this.knownHosts, knownHostsText(peers), { mode: 0o600 });
+    const next = new Map<string, PeerNode>();
+    for (const p of peers) {
+      const cur = this.peers.get(p.name);
+      const node = cur && JSON.stringify(cur.config) === JSON.stringify(p) ? cur : new PeerNode(p, this.knownHosts, this.config.nodeName, this.onRecord);
+      node.gate = this.gate;
+      next.set(p.name, node);
+    }
+    this.peers.clear();
+    for (const [k, v] of next) this.peers.set(k, v);
+    if (this.config.peers !== peers) this.config.peers.splice(0, this.config.peers.length, ...peers);
   }
 
   setGate(gate: PeerGate): void {
+    this.gate = gate;
     for (const p of this.peers.values()) p.gate = gate;
   }
 
