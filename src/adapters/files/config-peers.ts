@@ -15,7 +15,7 @@ export function updateConfigPeers(path: string, change: (peers: PeerConfig[]) =>
   const current = parseConfig(doc.toJS() ?? {}).peers;
   const next = change(current.map((p) => ({ ...p })));
   doc.set('peers', doc.createNode(next.map((p) => ({ ...p }))));
-  const out = doc.toString();
+  const out = doc.toString({ lineWidth: 0 });
   parseConfig(parseDocument(out).toJS());
   writeFileAtomic(path, out, { backup: true });
   return next;
