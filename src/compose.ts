@@ -13,6 +13,7 @@ import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
 import { watchConfigPeers } from './services/join/config-watch.js';
+import { readPeerCredentials } from './adapters/files/peer-credentials.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
 import { NodeActions } from './services/nodes/node-actions.js';
 import { MigrationReconciler } from './services/migration/reconcile.js';
@@ -103,7 +104,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
     new VmWhereabouts(config.nodeName, node.inventory, jobsRepo, peers),
     opts.now ?? Date.now,
   );
-  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peers.get(n) !== null);
+  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peers.get(n) !== null, (n) => readPeerCredentials(config.dataDir)[n] ?? null);
   // invite/join/remove rewrite peers: in the config file (the single source of truth), re-read here without a restart.
   const stopWatching = watchConfigPeers(config, peers, log);
   return {

@@ -75,6 +75,20 @@ describe('a mesh made only with invite tokens', () => {
     await waitFor('the counter to continue on B', 60_000, () => counterOn(B.name) > before + 1);
   }, 300_000);
 
+  it('records a job started through a peer\'s tunnel as that peer, and ignores the label without the pair\'s credential', async () => {
+    // From lab-c's manager, the VM now on lab-b is shut off: lab-c forwards through its tunnel with the credential from join.
+    const viaC = await http(C.url, 'POST', `/api/nodes/${B.name}/vms/${VM}/poweroff?wait=60`, {});
+    expect(viaC.json.job?.state, JSON.stringify(viaC.json)).toBe('ok');
+    expect(viaC.json.job.user).toBe(`peer:${C.name}`);
+    // Anyone reaching lab-b's port directly can write the via header, but not the credential.
+    const r = await fetch(`${B.url}/api/nodes/${B.name}/vms/${VM}/start?wait=60`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-kvm-ferry-via': C.name, 'x-remote-user': 'mallory' }, body: '{}',
+    });
+    const forged = (await r.json()) as { job?: { state: string; user: string | null } };
+    expect(forged.job?.state, JSON.stringify(forged)).toBe('ok');
+    expect(forged.job?.user).toBeNull();
+  }, 180_000);
+
   it('refuses a truncated, forged, wrong-host-key, wrong-node or taken-name token with one sentence, changing nothing on any node', () => {
     const made = cli(A, 'node', 'invite');
     expect(made.ok, made.out).toBe(true);

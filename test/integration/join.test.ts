@@ -79,6 +79,11 @@ describe('invite / join / remove between real sshds', () => {
     const bconf = loadConfig({ KVM_FERRY_CONFIG: nodes.b!.config });
     expect(bconf.peers[0]).toMatchObject({ name: 'a', sshPort: nodes.a!.sshd.port, hostKey: nodes.a!.sshd.hostKey.split(' ').slice(0, 2).join(' '), sshKeyFile: `${nodes.b!.dataDir}/peer_ed25519` });
     expect(readFileSync(nodes.b!.config, 'utf8')).toMatch(/a comment that must survive/);
+    // One shared secret for the pair, on both sides, for the manager's peer:<name> label.
+    const credA = JSON.parse(readFileSync(join(nodes.a!.dataDir, 'peer-credentials.json'), 'utf8')) as Record<string, string>;
+    const credB = JSON.parse(readFileSync(join(nodes.b!.dataDir, 'peer-credentials.json'), 'utf8')) as Record<string, string>;
+    expect(credA.b).toMatch(/^[\w-]{43}$/);
+    expect(credB.a).toBe(credA.b);
     expect(existsSync(`${nodes.b!.config}.bak`)).toBe(true);
     // b's peer key now works on a, restricted: the peer shell answers, a shell does not.
     const toA = new PeerShell(bconf.peers[0]!);
@@ -112,6 +117,10 @@ describe('invite / join / remove between real sshds', () => {
     expect(peersOf(nodes.a!)).toEqual(['b', 'c']);
     expect(peersOf(nodes.b!)).toEqual(['a', 'c']);
     expect(peersOf(nodes.c!)).toEqual(['a', 'b']);
+    const cred = (n: Node) => JSON.parse(readFileSync(join(n.dataDir, 'peer-credentials.json'), 'utf8')) as Record<string, string>;
+    expect(cred(nodes.c!).b).toBe(cred(nodes.b!).c);
+    expect(cred(nodes.c!).a).toBe(cred(nodes.a!).c);
+    expect(cred(nodes.c!).a).not.toBe(cred(nodes.c!).b);
     const cToB = loadConfig({ KVM_FERRY_CONFIG: nodes.c!.config }).peers.find((p) => p.name === 'b')!;
     expect((await new PeerShell(cToB).exec('hostname', [])).exitCode).toBe(0);
 

@@ -3,6 +3,8 @@ import { decodeToken, encodeToken, parseTtl, type InviteToken } from '../../src/
 import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, type InviteRecord, type PeerInfo } from '../../src/domain/join/decisions.js';
 import { peerVerb } from '../../src/domain/peer-command.js';
 import { deriveInviteKey } from '../../src/adapters/ssh/derived-key.js';
+import { RequestTrust } from '../../src/web/proxy-trust.js';
+import type { IncomingMessage } from 'node:http';
 
 const HK = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAyDwJrIRUK5M6WcJCAuYr1vx6FnBF9RUy7YA3ZeCsjg';
 const HK2 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQ1bQ6oUrjmE8j3Wp2cBuSi8oIDOF9xZ0Z1ZXcHh0Jm';
@@ -114,5 +116,18 @@ describe('peer shell membership verbs', () => {
     expect(peerVerb("'kvm-ferry-forget' '../x'", null)).toMatchObject({ kind: 'refused' });
     expect(peerVerb("'hostname'", null)).toEqual({ kind: 'none' });
     expect(peerVerb(undefined, null)).toEqual({ kind: 'none' });
+  });
+});
+
+describe('a peer label needs the pair credential from join', () => {
+  const trust = new RequestTrust('s'.repeat(40), [], '127.0.0.1', (n) => n === 'gamma' || n === 'old', (n) => (n === 'gamma' ? 'K'.repeat(43) : null));
+  const req = (headers: Record<string, string>) => ({ headers }) as unknown as IncomingMessage;
+  it('believes peer:<name> only with the credential, and keeps hand-configured peers as before', () => {
+    expect(trust.user(req({ 'x-kvm-ferry-via': 'gamma', 'x-kvm-ferry-peer-auth': 'K'.repeat(43) }))).toBe('peer:gamma');
+    expect(trust.user(req({ 'x-kvm-ferry-via': 'gamma', 'x-kvm-ferry-peer-auth': 'K'.repeat(43), 'x-remote-user': 'ann' }))).toBe('peer:gamma/ann');
+    expect(trust.user(req({ 'x-kvm-ferry-via': 'gamma' }))).toBeNull();
+    expect(trust.user(req({ 'x-kvm-ferry-via': 'gamma', 'x-kvm-ferry-peer-auth': 'J'.repeat(43) }))).toBeNull();
+    expect(trust.user(req({ 'x-kvm-ferry-via': 'old' }))).toBe('peer:old');
+    expect(trust.user(req({ 'x-kvm-ferry-via': 'stranger' }))).toBeNull();
   });
 });

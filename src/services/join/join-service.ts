@@ -24,6 +24,7 @@ import { ensurePeerKey } from '../../adapters/ssh/keygen.js';
 import { PeerShell } from '../../adapters/ssh/peer-shell.js';
 import { readIfExists, writeFileAtomic } from '../../adapters/files/atomic-file.js';
 import { updateConfigPeers } from '../../adapters/files/config-peers.js';
+import { CREDENTIAL_RE, setPeerCredential } from '../../adapters/files/peer-credentials.js';
 import { AppError } from '../../errors.js';
 import { decodeToken, encodeToken, type InviteToken } from '../../domain/join/token.js';
 import {
@@ -138,16 +139,24 @@ export class JoinService {
     const inviter = parsePeerInfo(raw.inviter, 'The inviting node');
     if ('error' in inviter) return refuse(inviter.error);
     const peers: PeerInfo[] = [];
+    const credentials = new Map<string, string>();
+    const credentialOf = (o: unknown) => {
+      const v = (o as { credential?: unknown } | null)?.credential;
+      return typeof v === 'string' && CREDENTIAL_RE.test(v) ? v : null;
+    };
+    if (credentialOf(raw.inviter)) credentials.set(inviter.name, credentialOf(raw.inviter)!);
     for (const p of Array.isArray(raw.peers) ? raw.peers : []) {
       const info = parsePeerInfo(p, 'A member named by the inviting node');
       if ('error' in info) return refuse(info.error);
       peers.push(info);
+      if (credentialOf(p)) credentials.set(info.name, credentialOf(p)!);
     }
     const ok = checkInviterAnswer(t.node, inviter, t.hostKey, c.nodeName, peers);
     if (!ok.ok) refuse(ok.reason);
     // Reach the inviter where this node just reached it (e.g. its tunnel address), not where it thinks it is.
     const all = [{ ...inviter, address: usedAddress }, ...peers];
     this.addPeers(all);
+    for (const [name, cred] of credentials) setPeerCredential(c.dataDir, name, cred);
     return { inviter: inviter.name, peers: peers.map((p) => p.name) };
   }
 
@@ -207,12 +216,12 @@ export class JoinService {
         const r = await new PeerShell(p).exec('kvm-ferry-introduce', [], { check: false, timeoutMs: 60_000, stdin: Readable.from([JSON.stringify({ joiner })]) });
         if (r.exitCode !== 0) refuse(`Member ${p.name} refused the new node: ${r.stderr.trim().split('\n').pop()?.replace(/^kvm-ferry-peer-shell: /, '') ?? 'no reason given'}`);
         introduced.push(p);
-        const answer = JSON.parse(r.stdout) as { peerKey?: unknown; url?: unknown };
+        const answer = JSON.parse(r.stdout) as { peerKey?: unknown; url?: unknown; credential?: unknown };
         const peerKey = typeof answer.peerKey === 'string' ? plainKey(answer.peerKey) : null;
         if (!peerKey) refuse(`Member ${p.name} did not say its peer key.`);
         const info: PeerInfo = { name: p.name, peerKey: peerKey!, hostKey: p.hostKey, address: p.sshHost, sshPort: p.sshPort, managerHost: p.managerHost, managerPort: p.managerPort };
         if (p.url) info.url = p.url;
-        vouched.push(info);
+        vouched.push(typeof answer.credential === 'string' && CREDENTIAL_RE.test(answer.credential) ? { ...info, credential: answer.credential } as PeerInfo : info);
       }
     } catch (e) {
       // Undo what the members already wrote, and give the invite back: the join did not happen.
@@ -222,7 +231,9 @@ export class JoinService {
     }
     this.editAuthorizedKeys((text) => replaceKeyLines(replaceKeyLines(text, { tag: inviteKeyTag(inviteId) }), { tag: peerKeyTag(joiner.name) }, [peerKeyLine(joiner, { host: me.managerHost, port: me.managerPort }, this.fc)]));
     this.reloadConfig(updateConfigPeers(this.configPath, (peers) => [...peers, peerConfigFor(joiner, c.join.sshKeyFile)]));
-    return JSON.stringify({ inviter: me, peers: vouched });
+    const credential = newCredential();
+    setPeerCredential(c.dataDir, joiner.name, credential);
+    return JSON.stringify({ inviter: { ...me, credential }, peers: vouched });
   }
 
   /** A member's side of an introduction (peer shell verb, run by the inviter's peer key). */
@@ -239,7 +250,9 @@ export class JoinService {
     if (joiner.name === c.nodeName || c.peers.some((p) => p.name === joiner.name)) refuse(`The node name "${joiner.name}" is already taken in this cluster.`);
     const me = this.selfInfo();
     this.addPeers([joiner]);
-    return JSON.stringify({ peerKey: me.peerKey, ...(me.url ? { url: me.url } : {}) });
+    const credential = newCredential();
+    setPeerCredential(c.dataDir, joiner.name, credential);
+    return JSON.stringify({ peerKey: me.peerKey, credential, ...(me.url ? { url: me.url } : {}) });
   }
 
   /** `kvm-ferry node remove NAME`: out of every member's config and authorized_keys, then out of this node's. */
@@ -263,6 +276,7 @@ export class JoinService {
     if (!isValidNodeName(name)) refuse(`"${name}" is not a node name.`);
     const gone = this.config.peers.find((p) => p.name === name);
     this.editAuthorizedKeys((text) => replaceKeyLines(text, { tag: peerKeyTag(name) }));
+    setPeerCredential(this.config.dataDir, name, null);
     if (gone) this.reloadConfig(updateConfigPeers(this.configPath, (peers) => peers.filter((p) => p.name !== name)));
     return JSON.stringify({ forgot: name });
   }
@@ -291,6 +305,9 @@ export class JoinService {
     this.db.close();
   }
 }
+
+/** The pair's shared secret that proves a forwarded request's `peer:<name>` label (web/proxy-trust.ts). */
+const newCredential = () => randomBytes(32).toString('base64url');
 
 function isWildcardOrLoopback(h: string): boolean {
   return h === '0.0.0.0' || h === '::' || h === '' || h === 'localhost' || h.startsWith('127.') || h === '::1';

@@ -7,6 +7,7 @@ import type { CommandRecord, CommandResult } from '../../adapters/process/run-co
 import type { NodeStatus } from '../local-node.js';
 import { PeerManagerClient } from '../../adapters/peer-api/peer-manager-client.js';
 import { RemoteNode } from '../nodes/remote-node.js';
+import { readPeerCredentials } from '../../adapters/files/peer-credentials.js';
 
 
 /** Says why a peer is cut off before anything is tried (e.g. the VPN it sits behind is down), or null. */
@@ -20,10 +21,11 @@ export class PeerNode {
   readonly remote: RemoteNode;
   gate: PeerGate | null = null;
 
-  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void) {
+  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void, dataDir?: string) {
     this.shell = new PeerShell(config, onRecord);
     const host = config.managerHost.includes(':') ? `[${config.managerHost}]` : config.managerHost;
-    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort), `${host}:${config.managerPort}`);
+    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort), `${host}:${config.managerPort}`, () =>
+      dataDir ? (readPeerCredentials(dataDir)[config.name] ?? null) : null);
     this.remote = new RemoteNode(config.name, this.api, localName, config.url);
   }
 
@@ -71,7 +73,7 @@ export class PeerDirectory {
     const next = new Map<string, PeerNode>();
     for (const p of peers) {
       const cur = this.peers.get(p.name);
-      const node = cur && JSON.stringify(cur.config) === JSON.stringify(p) ? cur : new PeerNode(p, this.knownHosts, this.config.nodeName, this.onRecord);
+      const node = cur && JSON.stringify(cur.config) === JSON.stringify(p) ? cur : new PeerNode(p, this.knownHosts, this.config.nodeName, this.onRecord, this.config.dataDir);
       node.gate = this.gate;
       next.set(p.name, node);
     }
