@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeToken, encodeToken, parseTtl, type InviteToken } from '../../src/domain/join/token.js';
-import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, type InviteRecord, type PeerInfo } from '../../src/domain/join/decisions.js';
+import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, pruneInviteLines, type InviteRecord, type PeerInfo } from '../../src/domain/join/decisions.js';
 import { peerVerb } from '../../src/domain/peer-command.js';
 import { deriveInviteKey } from '../../src/adapters/ssh/derived-key.js';
 import { RequestTrust } from '../../src/web/proxy-trust.js';
@@ -90,6 +90,11 @@ describe('join decisions', () => {
     );
     expect(() => peerKeyLine(joiner, { host: '127.0.0.1', port: 8080 }, { ...fc, configFile: '/etc/a" b' })).toThrow(/plain characters/);
     expect(sshTime(0)).toBe('19700101000000Z');
+  });
+
+  it('prunes the bootstrap lines of invites that are no longer live', () => {
+    const text = `keep me\nrestrict x kvm-ferry-invite:aaaaaaaa\nrestrict y kvm-ferry-invite:bbbbbbbb\n`;
+    expect(pruneInviteLines(text, new Set(['bbbbbbbb']))).toBe('keep me\nrestrict y kvm-ferry-invite:bbbbbbbb\n');
   });
 
   it('replaces key lines by tag, keeping the others', () => {

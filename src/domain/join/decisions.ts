@@ -168,3 +168,14 @@ export function replaceKeyLines(text: string, drop: { tag?: string; key?: string
   });
   return [...keep, ...add].map((l) => l + '\n').join('');
 }
+
+/** authorized_keys text without the bootstrap lines of invites not in `live` (used, expired or unknown). */
+export function pruneInviteLines(text: string, live: ReadonlySet<string>): string {
+  return text
+    .split('\n')
+    .filter((l) => {
+      const m = / kvm-ferry-invite:([A-Za-z0-9_-]+)\s*$/.exec(l);
+      return !m || live.has(m[1]!);
+    })
+    .join('\n');
+}

@@ -12,7 +12,7 @@
  * at the address it announced (through NAT: the tunnel address).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Readable } from 'node:stream';
@@ -28,7 +28,7 @@ import { CREDENTIAL_RE, setPeerCredential } from '../../adapters/files/peer-cred
 import { AppError } from '../../errors.js';
 import { decodeToken, encodeToken, type InviteToken } from '../../domain/join/token.js';
 import {
-  checkInviterAnswer, decideJoin, inviteKeyLine, inviteKeyTag, parsePeerInfo, peerConfigFor, peerKeyLine, peerKeyTag, plainKey, replaceKeyLines,
+  checkInviterAnswer, decideJoin, pruneInviteLines, inviteKeyLine, inviteKeyTag, parsePeerInfo, peerConfigFor, peerKeyLine, peerKeyTag, plainKey, replaceKeyLines,
   type ForcedCommand, type PeerInfo,
 } from '../../domain/join/decisions.js';
 import { isValidNodeName } from '../../domain/names.js';
@@ -95,8 +95,25 @@ export class JoinService {
     return info;
   }
 
+  /**
+   * Before anything is written or asked: can this process write the config and authorized_keys?
+   * The manager under its systemd unit cannot (ProtectSystem/ProtectHome), the CLI as root can.
+   */
+  private assertWritable(): void {
+    for (const p of [this.configPath, this.config.join.authorizedKeysFile]) {
+      const target = existsSync(p) ? p : dirname(p);
+      try {
+        accessSync(target, constants.W_OK);
+        accessSync(dirname(p), constants.W_OK);
+      } catch {
+        refuse(`This process may not write ${p} (a manager under its systemd unit keeps it read-only); run the kvm-ferry command as root on this node instead.`);
+      }
+    }
+  }
+
   /** Makes an invite: a DB row with the secret's hash, the bootstrap key line, and the token. */
   invite(opts: { ttlMs?: number; addresses?: string[] } = {}): { token: string; expiresAtMs: number; id: string } {
+    this.assertWritable();
     const me = this.selfInfo(opts.addresses?.[0]);
     const addresses = opts.addresses?.length ? opts.addresses : [me.address, ...this.config.join.addresses.filter((a) => a !== me.address)];
     const id = randomBytes(9).toString('base64url');
@@ -106,7 +123,9 @@ export class JoinService {
     const t: InviteToken = { id, node: me.name, managerPort: me.managerPort, addresses, sshPort: me.sshPort, hostKey: me.hostKey, caFingerprint: '', secret, expiresAtMs };
     const key = deriveInviteKey(secret, id);
     this.invites.add(id, secret, created, expiresAtMs);
-    this.editAuthorizedKeys((text) => replaceKeyLines(text, { tag: inviteKeyTag(id) }, [inviteKeyLine(id, key.publicKey, expiresAtMs, this.fc)]));
+    // Lines of used or expired invites go too (sshd already refuses the expired ones).
+    const live = new Set(this.invites.active(created).map((i) => i.id));
+    this.editAuthorizedKeys((text) => replaceKeyLines(pruneInviteLines(text, live), { tag: inviteKeyTag(id) }, [inviteKeyLine(id, key.publicKey, expiresAtMs, this.fc)]));
     return { token: encodeToken(t), expiresAtMs, id };
   }
 
@@ -118,6 +137,7 @@ export class JoinService {
     if (this.now() >= t.expiresAtMs) refuse(`This invite expired at ${new Date(t.expiresAtMs).toISOString()}; make a new one on ${t.node}.`);
     const c = this.config;
     if (t.node === c.nodeName) refuse(`This token was made by this node (${c.nodeName}); paste it on the new node instead.`);
+    this.assertWritable();
     if (c.peers.length > 0) refuse(`This node already belongs to a cluster (peers: ${c.peers.map((p) => p.name).join(', ')}); remove it from there first.`);
     const me = this.selfInfo(opts.address);
     const key = deriveInviteKey(t.secret, t.id);
@@ -261,6 +281,7 @@ export class JoinService {
     const c = this.config;
     if (name === c.nodeName) refuse('A node cannot remove itself; run remove on another member.');
     if (!c.peers.some((p) => p.name === name)) refuse(`${name} is not a peer of this node.`);
+    this.assertWritable();
     const told: string[] = [];
     const unreachable: string[] = [];
     for (const p of c.peers.filter((q) => q.name !== name)) {
