@@ -168,13 +168,18 @@ write_node_config() {
 		printf 'dataTransport: %s\nmigrationTlsDir: /etc/libvirt/pki-migrate\n' "${KFLAB_DATA_TRANSPORT:-tls}"
 		if [[ ${KFLAB_JOIN:-} == 1 ]]; then
 			# The mesh is made by `kvm-ferry node invite/join` after sshd is up (lab_join_mesh), as on real servers.
+			# With a NAT node every node is in the tunnel and announces its tunnel address (one address for all peers).
+			local jaddr
+			jaddr=$(node_addr "$node")
+			[[ -z $(nat_node) ]] || jaddr=$(node_vpn_addr "$node")
 			printf 'join:\n  authorizedKeysFile: %s/ssh/authorized_keys\n  hostKeyFile: %s/ssh/ssh_host_ed25519_key.pub\n' "$S" "$S"
-			printf '  sshKeyFile: /var/lib/kvm-ferry/peer_ed25519\n  addresses: [%s]\n  sshPort: 22\n  url: http://%s:%d/\n' "$(node_addr "$node")" "$(node_addr "$node")" "$MANAGER_PORT"
+			printf '  sshKeyFile: /var/lib/kvm-ferry/peer_ed25519\n  addresses: [%s]\n  sshPort: 22\n  url: http://%s:%d/\n' "$jaddr" "$(node_url_addr "$node")" "$MANAGER_PORT"
 			printf 'peers: []\n'
-			return
+		else
+			printf 'peers:\n'
 		fi
-		printf 'peers:\n'
 		for peer in "${NODES[@]}"; do
+			[[ ${KFLAB_JOIN:-} == 1 ]] && break
 			[[ $peer == "$node" ]] && continue
 			local a
 			a=$(node_addr "$peer")

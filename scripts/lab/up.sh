@@ -187,7 +187,6 @@ lab_up() {
 		for node in "${NODES[@]:1}"; do wait_node_daemons "$node"; done
 		[[ -z $want_nat ]] || lab_vpn_start
 		if [[ ${KFLAB_JOIN:-} == 1 ]]; then
-			[[ -z $want_nat ]] || die "up: KFLAB_JOIN=1 is not yet wired for --nat (the tunnel addresses)"
 			lab_join_mesh
 		fi
 		printf '%s\n' "${NODES[@]}" >"$LAB_RUN/nodes"

@@ -94,6 +94,8 @@ describe('a mesh made only with invite tokens', () => {
     expect(made.ok, made.out).toBe(true);
     const token = made.out.trim();
     const t = (decodeToken(token) as { token: InviteToken }).token;
+    // The lab's nodes share one migration CA (scripts/migration-certs.sh): the token names it.
+    expect(t.caFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}=$/);
     const before = snapshot();
     const refused = (n: { name: string }, tok: string) => {
       const r = cli(n, 'node', 'join', tok);

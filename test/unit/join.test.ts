@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeToken, encodeToken, parseTtl, type InviteToken } from '../../src/domain/join/token.js';
-import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, pruneInviteLines, type InviteRecord, type PeerInfo } from '../../src/domain/join/decisions.js';
+import { checkInviterAnswer, decideJoin, inviteKeyLine, parsePeerInfo, peerConfigFor, peerKeyLine, replaceKeyLines, sshTime, pruneInviteLines, checkClusterCa, type InviteRecord, type PeerInfo } from '../../src/domain/join/decisions.js';
 import { peerVerb } from '../../src/domain/peer-command.js';
 import { deriveInviteKey } from '../../src/adapters/ssh/derived-key.js';
 import { RequestTrust } from '../../src/web/proxy-trust.js';
@@ -90,6 +90,14 @@ describe('join decisions', () => {
     );
     expect(() => peerKeyLine(joiner, { host: '127.0.0.1', port: 8080 }, { ...fc, configFile: '/etc/a" b' })).toThrow(/plain characters/);
     expect(sshTime(0)).toBe('19700101000000Z');
+  });
+
+  it('refuses a joiner whose migration CA is another cluster\'s, and accepts one with none yet', () => {
+    const fp = `SHA256:${'a'.repeat(43)}=`;
+    expect(checkClusterCa(fp, fp)).toEqual({ ok: true });
+    expect(checkClusterCa(fp, '')).toEqual({ ok: true });
+    expect(checkClusterCa('', fp)).toEqual({ ok: true });
+    expect(checkClusterCa(fp, `SHA256:${'b'.repeat(43)}=`)).toMatchObject({ ok: false, reason: expect.stringMatching(/is not the cluster's/) });
   });
 
   it('prunes the bootstrap lines of invites that are no longer live', () => {

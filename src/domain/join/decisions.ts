@@ -179,3 +179,11 @@ export function pruneInviteLines(text: string, live: ReadonlySet<string>): strin
     })
     .join('\n');
 }
+
+/** The joiner's migration CA against the cluster's (from the token); either side may have none yet. */
+export function checkClusterCa(tokenFp: string, localFp: string): Verdict {
+  if (tokenFp && localFp && tokenFp !== localFp) {
+    return { ok: false, reason: `This node's migration CA (${localFp}) is not the cluster's (${tokenFp}); install the cluster's certificates (scripts/migration-certs.sh) first.` };
+  }
+  return { ok: true };
+}

@@ -25,10 +25,11 @@ import { PeerShell } from '../../adapters/ssh/peer-shell.js';
 import { readIfExists, writeFileAtomic } from '../../adapters/files/atomic-file.js';
 import { updateConfigPeers } from '../../adapters/files/config-peers.js';
 import { CREDENTIAL_RE, setPeerCredential } from '../../adapters/files/peer-credentials.js';
+import { migrationCaFingerprint } from '../../adapters/files/ca-fingerprint.js';
 import { AppError } from '../../errors.js';
 import { decodeToken, encodeToken, type InviteToken } from '../../domain/join/token.js';
 import {
-  checkInviterAnswer, decideJoin, pruneInviteLines, inviteKeyLine, inviteKeyTag, parsePeerInfo, peerConfigFor, peerKeyLine, peerKeyTag, plainKey, replaceKeyLines,
+  checkClusterCa, checkInviterAnswer, decideJoin, pruneInviteLines, inviteKeyLine, inviteKeyTag, parsePeerInfo, peerConfigFor, peerKeyLine, peerKeyTag, plainKey, replaceKeyLines,
   type ForcedCommand, type PeerInfo,
 } from '../../domain/join/decisions.js';
 import { isValidNodeName } from '../../domain/names.js';
@@ -120,7 +121,7 @@ export class JoinService {
     const secret = randomBytes(32).toString('base64url');
     const created = this.now();
     const expiresAtMs = created + (opts.ttlMs ?? DEFAULT_TTL_MS);
-    const t: InviteToken = { id, node: me.name, managerPort: me.managerPort, addresses, sshPort: me.sshPort, hostKey: me.hostKey, caFingerprint: '', secret, expiresAtMs };
+    const t: InviteToken = { id, node: me.name, managerPort: me.managerPort, addresses, sshPort: me.sshPort, hostKey: me.hostKey, caFingerprint: migrationCaFingerprint(this.config.migrationTlsDir), secret, expiresAtMs };
     const key = deriveInviteKey(secret, id);
     this.invites.add(id, secret, created, expiresAtMs);
     // Lines of used or expired invites go too (sshd already refuses the expired ones).
@@ -138,6 +139,8 @@ export class JoinService {
     const c = this.config;
     if (t.node === c.nodeName) refuse(`This token was made by this node (${c.nodeName}); paste it on the new node instead.`);
     this.assertWritable();
+    const ca = checkClusterCa(t.caFingerprint, migrationCaFingerprint(c.migrationTlsDir));
+    if (!ca.ok) refuse(ca.reason);
     if (c.peers.length > 0) refuse(`This node already belongs to a cluster (peers: ${c.peers.map((p) => p.name).join(', ')}); remove it from there first.`);
     const me = this.selfInfo(opts.address);
     const key = deriveInviteKey(t.secret, t.id);
