@@ -4,6 +4,7 @@
 #   - /etc/kvm-ferry/config.yaml from the documented example, only if it does not exist
 #   - the nginx site (basic auth, TLS notes inside) enabled instead of Debian's default site
 #   - /etc/nginx/kvm-ferry.htpasswd with the first admin user (bcrypt), if that user is missing
+#   - /usr/local/bin/kvm-ferry, the command line (kvm-ferry node invite|join|remove)
 #   - enables and starts the services and reloads nginx
 #
 #   scripts/install-site.sh [--server-name NAME] [--listen LISTEN] [--admin USER]
@@ -141,12 +142,23 @@ fi
 if getent group www-data >/dev/null && [ -z "$DESTDIR" ]; then chgrp www-data "$htfile"; fi
 chmod 0640 "$htfile"
 
+# 5. The command line (README "Deploy on your servers": kvm-ferry node invite/join/remove).
+nodebin=$(command -v node || echo /usr/bin/node)
+tmp=$(mktemp)
+printf '#!/bin/sh\n# Made by kvm-ferry install-site.sh: the kvm-ferry command line of %s.\nexec %s %s/dist/src/cli/main.js "$@"\n' "$ROOT" "$nodebin" "$ROOT" > "$tmp"
+install -d "$DESTDIR/usr/local/bin"
+if ! cmp -s "$tmp" "$DESTDIR/usr/local/bin/kvm-ferry" 2>/dev/null; then
+  install -m 0755 "$tmp" "$DESTDIR/usr/local/bin/kvm-ferry"
+  say "installed $DESTDIR/usr/local/bin/kvm-ferry"
+fi
+rm -f "$tmp"
+
 if [ -n "$DESTDIR" ]; then
   say "installed into $DESTDIR; nothing started"
   exit 0
 fi
 
-# 5. Start it all.
+# 6. Start it all.
 [ -f "$ROOT/dist/src/main.js" ] || die "$ROOT/dist/src/main.js is missing; run scripts/install-pkgs.sh first (it builds)."
 nginx -t -q || die "nginx -t failed; see the message above (nothing was reloaded)."
 if [ -d /run/systemd/system ]; then

@@ -1,3 +1,4 @@
+import { nodeJoinApiRoutes, nodeJoinPageRoutes } from './web/node-join-routes.js';
 import express, { type ErrorRequestHandler } from 'express';
 import { join } from 'node:path';
 import type { Config } from './config.js';
@@ -86,12 +87,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use('/api', apiContentTypes, express.json({ limit: BODY_LIMIT, strict: true }), express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use('/api', consoleApiRoutes(deps));
   app.use('/api', vpnApiRoutes(deps));
+  app.use('/api', nodeJoinApiRoutes(deps));
   app.use('/api', apiRoutes(deps));
   app.use('/api', apiErrorHandler(deps.log));
 
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT, parameterLimit: 50 }));
   app.use(csrfForms(new CsrfTokens(loadCsrfSecret(deps.config.dataDir))));
   app.use(vpnPageRoutes(deps));
+  app.use(nodeJoinPageRoutes(deps));
   app.use(pageRoutes(deps));
   app.use(maintenancePageRoutes(deps));
   app.use(consolePageRoutes(deps));

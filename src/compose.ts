@@ -12,6 +12,8 @@ import { JobRunner } from './services/job-runner.js';
 import { LocalNode } from './services/local-node.js';
 import { realSleep } from './services/node-context.js';
 import { PeerDirectory } from './services/migration/peer-nodes.js';
+import { watchConfigPeers } from './services/join/config-watch.js';
+import { readPeerCredentials } from './adapters/files/peer-credentials.js';
 import { VmMigrator } from './services/migration/migrate-vm.js';
 import { NodeActions } from './services/nodes/node-actions.js';
 import { MigrationReconciler } from './services/migration/reconcile.js';
@@ -108,8 +110,9 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
   const inventory = new Inventory({ config, node, peers, jobs, vpn, log });
   const inventoryEvents = new InventoryEvents(inventory.cache, { agesMs: config.inventoryRefreshSec * 1000 });
   inventory.start();
-  const peerNames = new Set(config.peers.map((p) => p.name));
-  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peerNames.has(n));
+  const trust = new RequestTrust(loadProxySecret(config.dataDir), config.allowedHosts, config.listenHost, (n) => peers.get(n) !== null, (n) => readPeerCredentials(config.dataDir)[n] ?? null);
+  // invite/join/remove rewrite peers: in the config file (the single source of truth), re-read here without a restart.
+  const stopWatching = watchConfigPeers(config, peers, log, 1000, () => inventory.peersChanged());
   return {
     config,
     trust,
@@ -133,6 +136,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
       inventory.stop();
       inventoryEvents.close();
       janitor.stop();
+      stopWatching();
       await jobs.drain();
       await conn.close();
       db.close();

@@ -4,6 +4,7 @@ import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isValidNodeName } from './domain/names.js';
 import { parseVpnConfig, type VpnConfig } from './config-vpn.js';
+import { defaultJoinConfig, parseJoinConfig, type JoinConfig } from './config-join.js';
 import { defaultConvergenceConfig, parseConvergenceConfig, type ConvergenceConfig } from './config-convergence.js';
 
 export interface PeerConfig {
@@ -98,6 +99,8 @@ export interface Config {
   vpn: VpnConfig | null;
   /** How live migrations of busy VMs are helped to finish (see config-convergence.ts). */
   convergence: ConvergenceConfig;
+  /** invite/join/remove: this node's SSH side (see config-join.ts). */
+  join: JoinConfig;
   /** Where the config came from, for the log line at start-up. */
   source: string;
 }
@@ -137,6 +140,7 @@ export function defaultConfig(): Config {
     maintenance: { maxParallelPerLink: 1, reservedMemoryMiB: 0, offeredMemoryMiB: 0, memoryMarginMiB: 256, diskMarginMiB: 512, assumedLinkMBps: 100 },
     vpn: null,
     convergence: defaultConvergenceConfig(),
+    join: defaultJoinConfig('/var/lib/kvm-ferry'),
     source: 'embedded default',
   };
 }
@@ -169,7 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 const KEYS = new Set<string>([
   'nodeName', 'libvirtUri', 'listenHost', 'listenPort', 'allowedHosts', 'dataDir', 'imageDir', 'isoDir',
   'virtType', 'vmNetwork', 'serialLogDir', 'shutdownTimeoutSec', 'keepSourceDisks', 'virtInstallTimeoutSec', 'migrationStallTimeoutSec', 'libvirtTimeoutSec', 'inventoryRefreshSec', 'dataTransport', 'migrationTlsDir', 'peers', 'stats',
-  'maintenance', 'vpn', 'convergence',
+  'maintenance', 'vpn', 'convergence', 'join',
 ]);
 const PEER_KEYS = new Set<string>(['name', 'sshHost', 'sshPort', 'sshUser', 'sshKeyFile', 'hostKey', 'dataAddress', 'url', 'managerHost', 'managerPort']);
 
@@ -207,8 +211,12 @@ export function parseConfig(raw: unknown): Config {
     convergence: parseConvergenceConfig(obj.convergence, (key, message) => {
       throw new ConfigError(key, message);
     }),
+    join: defaultJoinConfig('/'),
     source: 'file',
   };
+  cfg.join = parseJoinConfig(obj.join, cfg.dataDir, (key, message) => {
+    throw new ConfigError(key, message);
+  });
   if (!isValidNodeName(cfg.nodeName)) throw new ConfigError('nodeName', 'must be 1–63 letters, digits, dot, dash or underscore');
   if (!/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(cfg.libvirtUri)) throw new ConfigError('libvirtUri', `"${cfg.libvirtUri}" is not a libvirt URI like qemu:///system`);
   if (!/^(auto|none|network:[A-Za-z0-9._-]+|bridge:[A-Za-z0-9._-]+)$/.test(cfg.vmNetwork)) {

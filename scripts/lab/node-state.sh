@@ -128,6 +128,12 @@ prepare_migration_certs() {
 install_lab_peer_key() {
 	local node=$1 S
 	S=$(node_state "$node")
+	# KFLAB_JOIN=1: a fresh server, no key of anyone; invite/join installs the peers' keys (lab_join_mesh).
+	if [[ ${KFLAB_JOIN:-} == 1 ]]; then
+		: >"$S/ssh/authorized_keys"
+		chmod 0600 "$S/ssh/authorized_keys"
+		return
+	fi
 	if [[ ${KFLAB_PEER_SHELL:-} != 1 ]]; then
 		cp "$LAB_KEY.pub" "$S/ssh/authorized_keys"
 		chmod 0644 "$S/ssh/authorized_keys"
@@ -160,8 +166,20 @@ write_node_config() {
 		# Short, so the cut-link test does not wait long for the stall to be noticed.
 		printf 'migrationStallTimeoutSec: 10\n'
 		printf 'dataTransport: %s\nmigrationTlsDir: /etc/libvirt/pki-migrate\n' "${KFLAB_DATA_TRANSPORT:-tls}"
-		printf 'peers:\n'
+		if [[ ${KFLAB_JOIN:-} == 1 ]]; then
+			# The mesh is made by `kvm-ferry node invite/join` after sshd is up (lab_join_mesh), as on real servers.
+			# With a NAT node every node is in the tunnel and announces its tunnel address (one address for all peers).
+			local jaddr
+			jaddr=$(node_addr "$node")
+			[[ -z $(nat_node) ]] || jaddr=$(node_vpn_addr "$node")
+			printf 'join:\n  authorizedKeysFile: %s/ssh/authorized_keys\n  hostKeyFile: %s/ssh/ssh_host_ed25519_key.pub\n' "$S" "$S"
+			printf '  sshKeyFile: /var/lib/kvm-ferry/peer_ed25519\n  addresses: [%s]\n  sshPort: 22\n  url: http://%s:%d/\n' "$jaddr" "$(node_url_addr "$node")" "$MANAGER_PORT"
+			printf 'peers: []\n'
+		else
+			printf 'peers:\n'
+		fi
 		for peer in "${NODES[@]}"; do
+			[[ ${KFLAB_JOIN:-} == 1 ]] && break
 			[[ $peer == "$node" ]] && continue
 			local a
 			a=$(node_addr "$peer")
@@ -179,4 +197,26 @@ write_node_config() {
 			printf '  interface: %s\n  subnet: %s.0/24\n' "$VPN_DEV" "$VPN_NET"
 		fi
 	} >"$S/config.yaml"
+}
+
+# kvm-ferry's CLI inside a node, with the node's config (as an admin would run it there).
+node_cli() {
+	local node=$1
+	shift
+	in_node_clean "$node" KVM_FERRY_CONFIG="$(node_state "$node")/config.yaml" "$(command -v node)" "$PROJECT_DIR/dist/src/cli/main.js" "$@"
+}
+
+# KFLAB_JOIN=1: the first node invites every other one in turn, each joins with its token
+# (N−1 joins; the inviter introduces each newcomer to the members). KFLAB_JOIN_LEAVE_OUT
+# names nodes left alone (tests join them themselves).
+lab_join_mesh() {
+	local node token t
+	[[ -f $PROJECT_DIR/dist/src/cli/main.js ]] || die "kvm-ferry is not built: run npm run build in $PROJECT_DIR"
+	for node in "${NODES[@]:1}"; do
+		[[ " ${KFLAB_JOIN_LEAVE_OUT:-} " == *" $node "* ]] && continue
+		t=$(date +%s%N)
+		token=$(node_cli "${NODES[0]}" node invite 2>>"$LAB_STATE/join.log") || die "invite on ${NODES[0]} failed (see $LAB_STATE/join.log)"
+		node_cli "$node" node join "$token" </dev/null >>"$LAB_STATE/join.log" 2>&1 || { tail -n 5 "$LAB_STATE/join.log" >&2; die "$node could not join ${NODES[0]} (see $LAB_STATE/join.log)"; }
+		log "$node joined ${NODES[0]} in $(elapsed_s "$t") s"
+	done
 }

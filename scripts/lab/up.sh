@@ -186,6 +186,9 @@ lab_up() {
 		done
 		for node in "${NODES[@]:1}"; do wait_node_daemons "$node"; done
 		[[ -z $want_nat ]] || lab_vpn_start
+		if [[ ${KFLAB_JOIN:-} == 1 ]]; then
+			lab_join_mesh
+		fi
 		printf '%s\n' "${NODES[@]}" >"$LAB_RUN/nodes"
 		touch "$LAB_RUN/up"
 	fi

@@ -202,3 +202,31 @@ export function checkPeerCommand(original: string | undefined, policy: PeerComma
   }
   return { ok: true, argv: [PROGRAM_PATHS[prog]!, ...args] };
 }
+
+/**
+ * kvm-ferry's own membership verbs (invite/join/remove), answered by the peer shell
+ * itself, not by a program: `kvm-ferry-join` (only with an invite's bootstrap key, its
+ * request on stdin), `kvm-ferry-introduce` (a member adds a new node, the inviter's
+ * request on stdin) and `kvm-ferry-forget NAME` (a member drops a removed node).
+ */
+export type PeerVerb =
+  | { kind: 'none' }
+  | { kind: 'refused'; reason: string }
+  | { kind: 'join'; inviteId: string }
+  | { kind: 'introduce' }
+  | { kind: 'forget'; name: string };
+
+export function peerVerb(original: string | undefined, inviteId: string | null): PeerVerb {
+  const words = original ? parseWords(original) : null;
+  const w = Array.isArray(words) ? words : [];
+  if (inviteId !== null) {
+    if (!/^[A-Za-z0-9_-]{8,64}$/.test(inviteId)) return { kind: 'refused', reason: 'This invite key names an invalid invite.' };
+    if (w.length === 1 && w[0] === 'kvm-ferry-join') return { kind: 'join', inviteId };
+    return { kind: 'refused', reason: 'An invite key only runs kvm-ferry-join.' };
+  }
+  if (w[0] === 'kvm-ferry-join') return { kind: 'refused', reason: 'kvm-ferry-join runs only with an invite key.' };
+  if (w.length === 1 && w[0] === 'kvm-ferry-introduce') return { kind: 'introduce' };
+  if (w.length === 2 && w[0] === 'kvm-ferry-forget' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(w[1]!)) return { kind: 'forget', name: w[1]! };
+  if (w[0] === 'kvm-ferry-introduce' || w[0] === 'kvm-ferry-forget') return { kind: 'refused', reason: `Refused: these arguments to ${w[0]} are not a kvm-ferry peer command.` };
+  return { kind: 'none' };
+}

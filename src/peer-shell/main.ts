@@ -9,6 +9,8 @@ import { spawn } from 'node:child_process';
 import { loadConfig } from '../config.js';
 import { checkPeerCommand, DEFAULT_READ_DIRS, LIBVIRT_WRITE_DIRS } from '../domain/peer-command.js';
 import { logRefusal } from './refusal-log.js';
+import { peerVerb } from '../domain/peer-command.js';
+import { runVerb } from './verbs.js';
 
 const REFUSED = 126;
 
@@ -16,6 +18,19 @@ function main(): void {
   const args = process.argv.slice(2);
   if (args[0] === '--config' && args[1]) process.env.KVM_FERRY_CONFIG = args[1];
   const original = process.env.SSH_ORIGINAL_COMMAND;
+  // An invite's bootstrap key (its forced command names the invite) runs the join verb and nothing else.
+  const inviteId = args[2] === '--join-invite' && args[3] ? args[3] : null;
+  const verb = peerVerb(original, inviteId);
+  if (verb.kind === 'refused') {
+    refuse(verb.reason, original, null);
+    return;
+  }
+  if (verb.kind !== 'none') {
+    void runVerb(verb).then((out) => {
+      process.stdout.write(out + '\n');
+    }, (e: Error) => refuse(e.message, original, null));
+    return;
+  }
   let dirs: string[];
   let logDir: string | null = null;
   try {

@@ -8,6 +8,8 @@ import { isValidNodeName } from '../domain/names.js';
 export const PROXY_HEADER = 'x-kvm-ferry-proxy';
 /** A peer's manager names itself in this header when it forwards a request through its SSH tunnel. */
 export const VIA_HEADER = 'x-kvm-ferry-via';
+/** … and proves it with the pair's shared secret from join. */
+export const PEER_AUTH_HEADER = 'x-kvm-ferry-peer-auth';
 
 const LOOPBACK_NAMES = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const USER_RE = /^[\x21-\x7e]{1,128}$/;
@@ -58,14 +60,21 @@ export function hostName(host: string | undefined): string | null {
  * host, and nginx has already matched the name against its server_name. Anything else
  * reaching the port directly must use a loopback name, the listen address or a
  * configured name, which shuts out DNS rebinding (the browser sends the attacker's name).
- * A peer's forwarded request is labelled `peer:<name>` — the SSH tunnel it came through
- * required that peer's key, but the label itself is the peer's word.
+ * A peer's forwarded request is labelled `peer:<name>` only when it carries the secret
+ * that node pair shared at join (`credentialOf`); a peer added by hand, before join
+ * existed, has none, and its label is then the peer's word, as before.
  */
 export class RequestTrust {
   private readonly secret: Buffer;
   private readonly hosts: Set<string>;
 
-  constructor(secret: string, allowedHosts: string[], listenHost: string, private readonly isPeer: (name: string) => boolean) {
+  constructor(
+    secret: string,
+    allowedHosts: string[],
+    listenHost: string,
+    private readonly isPeer: (name: string) => boolean,
+    private readonly credentialOf: (name: string) => string | null = () => null,
+  ) {
     this.secret = Buffer.from(secret);
     this.hosts = new Set([...LOOPBACK_NAMES, ...allowedHosts.map((h) => h.toLowerCase())]);
     if (listenHost !== '0.0.0.0' && listenHost !== '::') this.hosts.add(listenHost.includes(':') ? `[${listenHost}]` : listenHost);
@@ -91,7 +100,15 @@ export class RequestTrust {
     const u = claimed && USER_RE.test(claimed) ? claimed : null;
     if (this.fromProxy(req)) return u;
     const via = header(req, VIA_HEADER);
-    if (via && isValidNodeName(via) && this.isPeer(via)) return u && !u.startsWith('peer:') ? `peer:${via}/${u}` : `peer:${via}`;
+    if (via && isValidNodeName(via) && this.isPeer(via)) {
+      const cred = this.credentialOf(via);
+      if (cred !== null) {
+        const got = Buffer.from(header(req, PEER_AUTH_HEADER) ?? '');
+        const want = Buffer.from(cred);
+        if (got.length !== want.length || !timingSafeEqual(got, want)) return null;
+      }
+      return u && !u.startsWith('peer:') ? `peer:${via}/${u}` : `peer:${via}`;
+    }
     return null;
   }
 

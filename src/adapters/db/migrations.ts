@@ -46,4 +46,18 @@ export const MIGRATIONS: { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- Invites this node made (kvm-ferry node invite): only a hash of the secret, its expiry and when it was used.
+      CREATE TABLE invites (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        used_at_ms INTEGER,
+        used_by TEXT
+      );
+    `,
+  },
 ];

@@ -28,7 +28,13 @@ const MAX_BODY = 8 * 1024 * 1024;
  */
 export class PeerManagerClient {
   /** `hostHeader`: the address the tunnel reaches the peer's manager at, as the peer answers to it. */
-  constructor(private readonly peerName: string, private readonly openTunnel: OpenTunnel, private readonly hostHeader = '127.0.0.1') {}
+  constructor(
+    private readonly peerName: string,
+    private readonly openTunnel: OpenTunnel,
+    private readonly hostHeader = '127.0.0.1',
+    /** The pair's shared secret from join (adapters/files/peer-credentials.ts): proves the via label. */
+    private readonly credential: () => string | null = () => null,
+  ) {}
 
   async json(method: string, path: string, opts: PeerRequestOptions): Promise<PeerHttpResponse> {
     const res = await this.open(method, path, opts);
@@ -75,6 +81,8 @@ export class PeerManagerClient {
       headers['content-length'] = String(payload.length);
     }
     if (opts.user) headers['x-remote-user'] = opts.user;
+    const cred = this.credential();
+    if (cred) headers['x-kvm-ferry-peer-auth'] = cred;
     const connectTimeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       const req = request({

@@ -53,6 +53,30 @@ export class InventoryCache extends EventEmitter {
     }
   }
 
+  /**
+   * The node list changed (a join or remove re-read the peers): new nodes get a slot and
+   * are read at once, gone ones stop and disappear; the others keep their view and loop.
+   */
+  setSources(sources: readonly NodeSource[]): void {
+    const wanted = new Set(sources.map((s) => s.name));
+    for (const [name, slot] of this.slots) {
+      if (wanted.has(name)) continue;
+      if (slot.timer) clearTimeout(slot.timer);
+      this.slots.delete(name);
+    }
+    for (const s of sources) {
+      if (this.slots.has(s.name)) continue;
+      this.slots.set(s.name, {
+        source: s,
+        view: { name: s.name, local: s.local, ...(s.url ? { url: s.url } : {}), state: 'never', vms: [], at: null, reason: null },
+        running: null,
+        again: false,
+        timer: null,
+      });
+      if (!this.stopped) void this.refresh(s.name);
+    }
+  }
+
   /** Starts every node's loop; the first refreshes run at once. */
   start(): void {
     if (!this.stopped) return;

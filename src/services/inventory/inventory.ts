@@ -51,27 +51,39 @@ export class Inventory {
   }
 
   constructor(private readonly deps: { config: Config; node: LocalNode; peers: PeerDirectory; jobs: JobRunner; vpn: VpnService; log: Logger }) {
-    const { config, node, peers } = deps;
+    const { config, node } = deps;
     const refreshMs = config.inventoryRefreshSec * 1000;
     // A peer's own list may take its libvirt timeout before it says "libvirt does not answer":
     // wait a little longer than that, so the page shows the peer's reason rather than ours.
     const timeoutMs = (config.libvirtTimeoutSec + 5) * 1000;
-    const sources: NodeSource[] = [
+    this.cache = new InventoryCache(this.sources(), { refreshMs, timeoutMs });
+    this.createOptions = new BackgroundValue(() => node.facts.createOptions(), refreshMs);
+    this.vpnStatus = new BackgroundValue(() => deps.vpn.status(), refreshMs);
+  }
+
+  /** This node first, then every peer the directory lists now; a peer is looked up at each read (a reload may rebuild it). */
+  private sources(): NodeSource[] {
+    const { node, peers } = this.deps;
+    return [
       { name: node.name, local: true, read: () => node.inventory.list() },
       ...peers.all().map((p): NodeSource => ({
         name: p.name,
         local: false,
         ...(p.config.url ? { url: p.config.url } : {}),
         read: async (ms) => {
-          const blocked = await p.blockedReason();
+          const peer = peers.get(p.name);
+          if (!peer) throw new AppError('NODE_UNREACHABLE', `${p.name} is no longer a peer`);
+          const blocked = await peer.blockedReason();
           if (blocked) throw new AppError('NODE_UNREACHABLE', blocked);
-          return p.remote.listVms(ms);
+          return peer.remote.listVms(ms);
         },
       })),
     ];
-    this.cache = new InventoryCache(sources, { refreshMs, timeoutMs });
-    this.createOptions = new BackgroundValue(() => node.facts.createOptions(), refreshMs);
-    this.vpnStatus = new BackgroundValue(() => deps.vpn.status(), refreshMs);
+  }
+
+  /** The peers were re-read from the config file (join/remove): follow the new list. */
+  peersChanged(): void {
+    this.cache.setSources(this.sources());
   }
 
   start(): void {

@@ -7,6 +7,7 @@ import type { CommandRecord, CommandResult } from '../../adapters/process/run-co
 import type { NodeStatus } from '../local-node.js';
 import { PeerManagerClient } from '../../adapters/peer-api/peer-manager-client.js';
 import { RemoteNode } from '../nodes/remote-node.js';
+import { readPeerCredentials } from '../../adapters/files/peer-credentials.js';
 
 
 /** Says why a peer is cut off before anything is tried (e.g. the VPN it sits behind is down), or null. */
@@ -20,10 +21,11 @@ export class PeerNode {
   readonly remote: RemoteNode;
   gate: PeerGate | null = null;
 
-  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void) {
+  constructor(readonly config: PeerConfig, private readonly knownHostsFile: string, localName: string, onRecord?: (r: CommandRecord) => void, dataDir?: string) {
     this.shell = new PeerShell(config, onRecord);
     const host = config.managerHost.includes(':') ? `[${config.managerHost}]` : config.managerHost;
-    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort), `${host}:${config.managerPort}`);
+    this.api = new PeerManagerClient(config.name, () => this.shell.openTcp(config.managerHost, config.managerPort), `${host}:${config.managerPort}`, () =>
+      dataDir ? (readPeerCredentials(dataDir)[config.name] ?? null) : null);
     this.remote = new RemoteNode(config.name, this.api, localName, config.url);
   }
 
@@ -53,14 +55,35 @@ export class PeerNode {
 
 export class PeerDirectory {
   private readonly peers = new Map<string, PeerNode>();
+  private gate: PeerGate | null = null;
+  private readonly knownHosts: string;
 
-  constructor(config: Config, onRecord?: (r: CommandRecord) => void) {
-    const knownHosts = join(config.dataDir, 'peers_known_hosts');
-    writeFileSync(knownHosts, knownHostsText(config.peers), { mode: 0o600 });
-    for (const p of config.peers) this.peers.set(p.name, new PeerNode(p, knownHosts, config.nodeName, onRecord));
+  constructor(private readonly config: Config, private readonly onRecord?: (r: CommandRecord) => void) {
+    this.knownHosts = join(config.dataDir, 'peers_known_hosts');
+    this.reload(config.peers);
+  }
+
+  /**
+   * The peers as the config file now lists them (after a join or remove): new ones are
+   * added, gone ones dropped, changed ones rebuilt; unchanged ones keep their connection.
+   * config.peers is updated in place, so everything reading it sees the same list.
+   */
+  reload(peers: readonly PeerConfig[]): void {
+    writeFileSync(this.knownHosts, knownHostsText(peers), { mode: 0o600 });
+    const next = new Map<string, PeerNode>();
+    for (const p of peers) {
+      const cur = this.peers.get(p.name);
+      const node = cur && JSON.stringify(cur.config) === JSON.stringify(p) ? cur : new PeerNode(p, this.knownHosts, this.config.nodeName, this.onRecord, this.config.dataDir);
+      node.gate = this.gate;
+      next.set(p.name, node);
+    }
+    this.peers.clear();
+    for (const [k, v] of next) this.peers.set(k, v);
+    if (this.config.peers !== peers) this.config.peers.splice(0, this.config.peers.length, ...peers);
   }
 
   setGate(gate: PeerGate): void {
+    this.gate = gate;
     for (const p of this.peers.values()) p.gate = gate;
   }
 
