@@ -374,6 +374,8 @@ dirty=$(sed -n "s/.*ferry_dirty=\([0-9]*\).*/\1/p" /proc/cmdline)
 if [ -n "$dirty" ]; then ferry-dirty "$dirty" & say "kvm-ferry-guest dirtying $dirty MiB"; fi
 case " $(cat /proc/cmdline) " in
 *" ferry_write=1 "*)
+	# Oopses (levels 0-3) on the console: a writer that dies after a move must say why.
+	dmesg -n 4 2>/dev/null
 	for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" || say "kvm-ferry-guest insmod $m failed"; done
 	wms=$(sed -n "s/.*ferry_write_ms=\([0-9]*\).*/\1/p" /proc/cmdline)
 	say "kvm-ferry-guest writing blocks to /dev/vda every ${wms:-20} ms"
