@@ -2,9 +2,11 @@
  * bench/convergence (issue 12): in one lab run, side by side —
  *   a busy guest (ferry_dirty=64, 256 MiB RAM) over a link shaped so that pre-copy cannot
  *   converge (rate picked from the guest's measured dirty rate, printed), moved by
- *     1. plain `virsh migrate --live --copy-storage-all --tls` with a 180 s cap (then aborted),
+ *     1. plain `virsh migrate --live --copy-storage-all` with a 180 s cap (then aborted),
  *     2. kvm-ferry `safe`, 3. kvm-ferry `fast-finish` (post-copy);
  *   an idle guest moved by kvm-ferry `safe` and by the plain virsh command (same link).
+ * Each busy move prints whether the guest still counts afterwards: on the lab busy TCG guests
+ * moved over a shaped link were seen to oops on the destination (see the convergence e2e test).
  * Post-copy needs vm.unprivileged_userfaultfd=1 on both nodes (a host-wide sysctl here: the
  * lab's nodes share the kernel); the bench sets it for the fast-finish run and restores the
  * old value at once, also on failure.
@@ -38,7 +40,7 @@ async function waitFor(what: string, ms: number, probe: () => boolean): Promise<
 
 const where = (vm: string): [LabNode, LabNode] => (domains(A.name).includes(vm) ? [A, B] : [B, A]);
 
-/** Plain virsh from the VM's node to the other, encrypted like the lab's kvm-ferry; aborted after capS. */
+/** Plain virsh from the VM's node to the other (encrypted, like the lab's kvm-ferry); aborted after capS. */
 async function plainVirsh(vm: string, capS: number): Promise<{ done: boolean; s: number; out: string }> {
   const [from, to] = where(vm);
   const destUri = `qemu+libssh2://root@${to.addr}/system?keyfile=${LAB_STATE}/id_ed25519&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey`;
@@ -59,6 +61,18 @@ async function plainVirsh(vm: string, capS: number): Promise<{ done: boolean; s:
     return { done: false, s, out: out.trim() };
   }
   return { done: first === 0, s: (Date.now() - t0) / 1000, out: out.trim() };
+}
+
+/** Whether the guest still counts where it runs now (a move that corrupted it would not), within 20 s. */
+async function alive(vm: string): Promise<boolean> {
+  const [at] = where(vm);
+  const c0 = counterOf(at.name, vm);
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    if (counterOf(at.name, vm) > c0 + 1) return true;
+    await sleep(1000);
+  }
+  return false;
 }
 
 async function ferry(vm: string, policy: string): Promise<{ job: any; check: any }> {
@@ -99,7 +113,7 @@ async function main() {
     const safeDone = safe.job?.state === 'ok';
     const safeS = safeDone ? safe.job.result.durationMs / 1000 : NaN;
     const safeDowntime = sc.downtimeMs ?? safe.job?.result?.downtimeMs ?? NaN;
-    say(`kvm-ferry safe (busy): ${safe.job?.state} in ${safeS.toFixed(1)} s, predicted ${predictedSafeS} s («${safe.check.prediction?.sentence}»); ${JSON.stringify(sc)}${safeDone ? '' : ` ${safe.job?.message}`}`);
+    say(`kvm-ferry safe (busy): ${safe.job?.state}${safeDone ? `, guest alive after: ${await alive(BUSY.name)}` : ''} in ${safeS.toFixed(1)} s, predicted ${predictedSafeS} s («${safe.check.prediction?.sentence}»); ${JSON.stringify(sc)}${safeDone ? '' : ` ${safe.job?.message}`}`);
 
     writeFileSync(UFFD, '1');
     let ff: { job: any; check: any };
@@ -112,7 +126,7 @@ async function main() {
     const ffDone = ff.job?.state === 'ok' && fc.postcopy === true;
     const ffS = ff.job?.state === 'ok' ? ff.job.result.durationMs / 1000 : NaN;
     const ffDowntime = fc.downtimeMs ?? ff.job?.result?.downtimeMs ?? NaN;
-    say(`kvm-ferry fast-finish (busy): ${ff.job?.state} in ${ffS.toFixed(1)} s, post-copy ${fc.postcopy}; ${JSON.stringify(fc)}${ff.job?.state === 'ok' ? '' : ` ${ff.job?.message}`}`);
+    say(`kvm-ferry fast-finish (busy): ${ff.job?.state}${ff.job?.state === 'ok' ? `, guest alive after: ${await alive(BUSY.name)}` : ''} in ${ffS.toFixed(1)} s, post-copy ${fc.postcopy}; ${JSON.stringify(fc)}${ff.job?.state === 'ok' ? '' : ` ${ff.job?.message}`}`);
 
     const idleSafe = await ferry(IDLE.name, 'safe');
     if (idleSafe.job?.state !== 'ok') throw new Error(`idle safe move failed: ${JSON.stringify(idleSafe.job)}`);

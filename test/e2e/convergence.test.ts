@@ -39,6 +39,10 @@ const diag = (vm: string, job: any, events: SseEvent[]) =>
 beforeAll(async () => {
   requireRealLibvirt();
   lab('down');
+  // Known (see the report of issue 12): on this machine busy TCG guests moved over the shaped
+  // link oops on the destination seconds after the move (kernel memory corrupted), with the
+  // lab's TLS transport and with dataTransport: plain, and with plain `virsh migrate --tls`;
+  // the counter / ack assertions below then fail, as they should.
   lab('up', '2', '--with-manager');
   stageBusyGuest([A, B]);
   lab('shape', A.name, RATE);
@@ -93,6 +97,8 @@ describe('prediction', () => {
     expect(busy.prediction.plain.converges, JSON.stringify(busy.prediction)).toBe(false);
     // The model does not know the guest's working set (it assumes all touched RAM may be
     // dirtied each pass), so it may judge safe pessimistically: only its shape is asserted.
+    // eslint-disable-next-line no-console
+    console.log(`convergence predictions: idle ${JSON.stringify(idle.prediction)} busy ${JSON.stringify(busy.prediction)}`);
     expect(busy.prediction.chosen, JSON.stringify(busy.prediction)).toMatchObject({ policy: 'safe', converges: expect.any(Boolean), passes: expect.any(Number) });
   }, 120_000);
 });
@@ -111,9 +117,10 @@ describe('safe', () => {
     expect(phases, JSON.stringify(phases)).toContain('memory');
     const idx = phases.map((p) => order.indexOf(p));
     expect(idx.every((x, i) => x >= 0 && (i === 0 || x >= idx[i - 1]!)), JSON.stringify(phases)).toBe(true);
-    const running = events.filter((e) => e.state === 'running' && e.percent !== null);
-    expect(running.length, JSON.stringify(events.slice(-3))).toBeGreaterThan(2);
-    expect(Math.max(...running.map((e) => e.percent!)), JSON.stringify(running.slice(-5))).toBeLessThan(100);
+    // While data is still being copied the percent stays below 100 (100 only once switched over).
+    const copying = events.filter((e) => e.state === 'running' && e.percent !== null && (e.phase === 'memory' || e.phase === 'disk-copy'));
+    expect(copying.length, JSON.stringify(events.slice(-3))).toBeGreaterThan(2);
+    expect(Math.max(...copying.map((e) => e.percent!)), JSON.stringify(copying.slice(-5))).toBeLessThan(100);
     await waitFor('the counter to continue on B', 60_000, () => counterOf(B.name, DIRTY.name) > before + 1).catch((e) => {
       throw new Error(`${String(e)}; ${diag(DIRTY.name, job, events)}`);
     });
@@ -182,6 +189,8 @@ describe('bandwidth cap', () => {
     expect(c.averageBps, JSON.stringify(c)).toBeGreaterThan(0);
     expect(c.averageBps, JSON.stringify(c)).toBeLessThanOrEqual(1.1 * capMiBps * 1024 * 1024);
     expect(c.bytesSent / c.actualSec, JSON.stringify(c)).toBeLessThanOrEqual(1.1 * capMiBps * 1024 * 1024);
+    // eslint-disable-next-line no-console
+    console.log(`convergence cap (idle): ${JSON.stringify(c)}`);
   }, 300_000);
 });
 
