@@ -2,6 +2,7 @@
 # build-guest.sh — build a tiny, real Linux guest for kvm-ferry end-to-end tests.
 #
 # Usage: scripts/build-guest.sh [--variant busy] [OUTDIR]      (default: /var/cache/kvm-ferry/guest, busy: …/guest-busy)
+#        (busy variant kernel args: ferry_dirty=<MiB> rewrites memory, ferry_write=1 writes fsync'd blocks to /dev/vda)
 #
 # Everything comes from Debian packages (no network downloads besides apt), so
 # the result is reproducible-ish and works on an offline mirror. Produces:
@@ -67,6 +68,13 @@ esac
 # untouched) whose init also honours ferry_dirty=<MiB>: a small static C program rewrites
 # that much non-zero memory in a loop (zero pages cost QEMU nothing). Its kernel command
 # line carries ferry_dirty=${FERRY_DIRTY_MIB:-64}.
+# It also honours ferry_write=1: init loads virtio_blk (and the virtio modules it needs, from
+# the same kernel package) and a second static program writes numbered 4 KiB blocks to the
+# first virtio disk (/dev/vda), block N at byte N*4096, each a repeated line
+# "kvm-ferry-block <N, 10 digits>\n" (23 bytes); after each block's fdatasync it prints
+# "kvm-ferry-ack <N>" on the serial console, so a test knows exactly which blocks the
+# guest was promised are on disk. It stops (printing "kvm-ferry-write-full") at the end of
+# the disk. ferry_write_ms=<ms> sets the pause between blocks (default 20: ~50 writes/s).
 VARIANT=default
 if [[ "${1:-}" == --variant ]]; then
 	[[ "${2:-}" == busy ]] || die "--variant: only \"busy\" exists"
@@ -303,8 +311,79 @@ int main(int argc, char **argv) {
 }
 CSRC
 	gcc -O2 -static -o "$ROOT/bin/ferry-dirty" "$STAGE/ferry-dirty.c"
-	# Started from init when the kernel command line asks for it (it nices itself to 19).
-	sed -i 's|^# @DIRTY@$|dirty=$(sed -n "s/.*ferry_dirty=\\([0-9]*\\).*/\\1/p" /proc/cmdline); if [ -n "$dirty" ]; then ferry-dirty "$dirty" \& say "kvm-ferry-guest dirtying $dirty MiB"; fi|' "$ROOT/init"
+	cat >"$STAGE/ferry-write.c" <<'CSRC'
+/* Writes numbered 4 KiB blocks to a disk, block N at N*4096 (block 0 untouched), and prints
+ * "kvm-ferry-ack N" only after fdatasync returned for it: every acknowledged number must be
+ * on the disk, wherever the VM runs by then. Usage: ferry-write DEV PAUSE_MS */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	if (argc < 3) return 2;
+	int fd = -1;
+	for (int i = 0; i < 300 && fd < 0; i++) { /* udev-less: wait for the device node */
+		fd = open(argv[1], O_RDWR);
+		if (fd < 0) usleep(100000);
+	}
+	if (fd < 0) { printf("kvm-ferry-write-error open %s\n", argv[1]); fflush(stdout); return 1; }
+	unsigned long long size = 0;
+	if (ioctl(fd, BLKGETSIZE64, &size) != 0) { printf("kvm-ferry-write-error size\n"); fflush(stdout); return 1; }
+	useconds_t pause = (useconds_t)strtoul(argv[2], NULL, 10) * 1000;
+	char block[4096], line[24];
+	for (unsigned long n = 1; (n + 1) * 4096 <= size; n++) {
+		snprintf(line, sizeof line, "kvm-ferry-block %010lu\n", n); /* 23 bytes */
+		for (size_t o = 0; o < sizeof block; o++) block[o] = line[o % 23];
+		if (pwrite(fd, block, sizeof block, (off_t)n * 4096) != (ssize_t)sizeof block || fdatasync(fd) != 0) {
+			printf("kvm-ferry-write-error block %lu\n", n); fflush(stdout); return 1;
+		}
+		printf("kvm-ferry-ack %lu\n", n);
+		fflush(stdout);
+		if (pause) usleep(pause);
+	}
+	printf("kvm-ferry-write-full\n");
+	fflush(stdout);
+	for (;;) sleep(3600);
+}
+CSRC
+	gcc -O2 -static -o "$ROOT/bin/ferry-write" "$STAGE/ferry-write.c"
+	# virtio_blk and what it needs, in load order (the image has no modprobe/depmod data:
+	# busybox insmod loads them one by one). The check below fails the build if a future
+	# kernel adds a dependency this list lacks, instead of a guest that silently has no disk.
+	VIRTIO_MODS=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk)
+	mkdir -p "$STAGE/mods" "$ROOT/lib/modules"
+	dpkg-deb --fsys-tarfile "$KDEB" |
+		tar -x -C "$STAGE/mods" --wildcards "./lib/modules/$KRELEASE/kernel/drivers/virtio/*" \
+			"./lib/modules/$KRELEASE/kernel/drivers/block/virtio_blk.ko*"
+	for m in "${VIRTIO_MODS[@]}"; do
+		ko=$(find "$STAGE/mods" -name "$m.ko" -print -quit)
+		[[ -n $ko ]] || die "$KPKG has no uncompressed $m.ko (compressed modules need another insmod)"
+		deps=$(grep -a -o 'depends=[^[:cntrl:]]*' "$ko" | head -n1 | cut -d= -f2)
+		for d in ${deps//,/ }; do
+			[[ -e $ROOT/lib/modules/$d.ko ]] || die "$m.ko needs $d, which is not loaded before it"
+		done
+		install -m 0644 "$ko" "$ROOT/lib/modules/$m.ko"
+	done
+	printf '%s\n' "${VIRTIO_MODS[@]}" >"$ROOT/lib/modules/order"
+	# Started from init when the kernel command line asks for them (ferry-dirty nices itself to 19).
+	cat >"$STAGE/busy-init.sh" <<'BUSY'
+dirty=$(sed -n "s/.*ferry_dirty=\([0-9]*\).*/\1/p" /proc/cmdline)
+if [ -n "$dirty" ]; then ferry-dirty "$dirty" & say "kvm-ferry-guest dirtying $dirty MiB"; fi
+case " $(cat /proc/cmdline) " in
+*" ferry_write=1 "*)
+	# Oopses (levels 0-3) on the console: a writer that dies after a move must say why.
+	dmesg -n 4 2>/dev/null
+	for m in $(cat /lib/modules/order); do insmod "/lib/modules/$m.ko" || say "kvm-ferry-guest insmod $m failed"; done
+	wms=$(sed -n "s/.*ferry_write_ms=\([0-9]*\).*/\1/p" /proc/cmdline)
+	say "kvm-ferry-guest writing blocks to /dev/vda every ${wms:-20} ms"
+	if [ "$serial" = 1 ]; then ferry-write /dev/vda "${wms:-20}" >&3 2>&1 & else ferry-write /dev/vda "${wms:-20}" & fi
+	;;
+esac
+BUSY
+	sed -i -e "/^# @DIRTY@\$/r $STAGE/busy-init.sh" -e '/^# @DIRTY@$/d' "$ROOT/init"
 else
 	sed -i '/^# @DIRTY@$/d' "$ROOT/init"
 fi

@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
+import { http, lab, labNodes, tryInNode, type LabNode } from '../helpers/lab.js';
+import { domains, domstate, exists, removeShapeFiles, removeVm } from '../helpers/lab-vm-shapes.js';
+import { checkBlocks, counterOf, dataDisk, firstAck, followSse, guestErrors, lastAck, serialTail, stageBusyGuest, startBusyVm, type SseEvent } from '../helpers/lab-busy-guest.js';
+
+/**
+ * Busy VMs on the lab (issue 12): guests that rewrite memory (ferry_dirty) or write fsync'd
+ * blocks to a disk (ferry_write) migrated over links shaped so that plain pre-copy cannot
+ * keep up, under each convergence policy. Asserts what the guest shows (its serial counter,
+ * the bytes of every block it acknowledged on the destination's disk), not only job states.
+ *
+ * Both nodes' links are shaped to RATE for the whole file. TCG on a loaded 2-core machine
+ * dirties far less than KVM would: 16 MiB rewritten in a loop still measures several times
+ * the shaped 10 MB/s, which is what matters (plain pre-copy predicted not to converge).
+ */
+const [A, B] = labNodes(2) as [LabNode, LabNode];
+const RATE = '80mbit';
+const RATE_BPS = 80e6 / 8;
+const DIRTY = { name: 'conv-dirty', memoryMiB: 160, dirtyMiB: 16 };
+const WRITER = { name: 'conv-write', memoryMiB: 128, writeDiskMiB: 48, writeMs: 20 };
+const IDLE = { name: 'conv-idle', memoryMiB: 128 };
+
+const check = (from: LabNode, vm: string, body: Record<string, unknown>) => http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate/check`, body);
+
+/** Starts a live move and follows it over SSE; returns the end job (with result) and the events. */
+async function move(from: LabNode, vm: string, body: Record<string, unknown>, timeoutMs = 240_000): Promise<{ job: any; events: SseEvent[] }> {
+  const r = await http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate`, { mode: 'live', ...body });
+  expect(r.status, `migrate ${vm}: ${JSON.stringify(r.json)}`).toBe(202);
+  const id = r.json.job.id as number;
+  const events = await followSse(from, id, timeoutMs);
+  const job = (await http(from.url, 'GET', `/api/jobs/${id}`)).json;
+  return { job, events };
+}
+
+const diag = (vm: string, job: any, events: SseEvent[]) =>
+  `job: ${JSON.stringify({ state: job?.state, message: job?.message, result: job?.result?.convergence })}; last events: ${JSON.stringify(events.slice(-4))}; A: ${domstate(A.name, vm)} «${serialTail(A.name, vm, 3)}»; B: ${domstate(B.name, vm)} «${serialTail(B.name, vm, 40, true)}»`;
+
+beforeAll(async () => {
+  requireRealLibvirt();
+  lab('down');
+  // Known (see the report of issue 12): on this machine busy TCG guests moved over the shaped
+  // link oops on the destination seconds after the move (kernel memory corrupted), with the
+  // lab's TLS transport and with dataTransport: plain, and with plain `virsh migrate --tls`;
+  // the counter / ack assertions below then fail, as they should.
+  lab('up', '2', '--with-manager');
+  stageBusyGuest([A, B]);
+  lab('shape', A.name, RATE);
+  lab('shape', B.name, RATE);
+  startBusyVm(A.name, DIRTY);
+  startBusyVm(A.name, WRITER);
+  startBusyVm(A.name, IDLE);
+  await waitFor('both managers to answer', 60_000, async () => {
+    const ok = await Promise.all([A, B].map((n) => http(n.url, 'GET', '/healthz').then((r) => r.status === 200, () => false)));
+    return ok.every(Boolean);
+  });
+  await waitFor('the three guests to count (and the writer to acknowledge blocks) on A', 120_000, () =>
+    counterOf(A.name, DIRTY.name) >= 3 && counterOf(A.name, IDLE.name) >= 3 && lastAck(A.name, WRITER.name) >= 20 ? true : false,
+  ).catch((e) => {
+    throw new Error(`${String(e)}; dirty «${serialTail(A.name, DIRTY.name)}»; writer «${serialTail(A.name, WRITER.name)}»; idle «${serialTail(A.name, IDLE.name)}»`);
+  });
+}, 400_000);
+
+afterAll(() => {
+  removeShapeFiles();
+  lab('down');
+});
+
+describe('requests the convergence settings refuse', () => {
+  it('a bad policy or bandwidth is a 400 with a sentence, and nothing starts', async () => {
+    for (const body of [{ policy: 'yolo' }, { bandwidthMiBps: -3 }, { bandwidthMiBps: 'lots' }]) {
+      const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${IDLE.name}/migrate`, { to: B.name, mode: 'live', ...body });
+      expect(r.status, JSON.stringify(r.json)).toBe(400);
+      expect(r.json.error.message, JSON.stringify(body)).toMatch(/^(policy|The bandwidth cap) .*\.$/);
+    }
+    expect(domains(B.name)).toEqual([]);
+    expect(domstate(A.name, IDLE.name)).toMatch(/^running/);
+  });
+});
+
+describe('prediction', () => {
+  it('is present and sane for an idle and a busy guest', async () => {
+    const idle = (await check(A, IDLE.name, { to: B.name, mode: 'live' })).json;
+    const busy = (await check(A, DIRTY.name, { to: B.name, mode: 'live' })).json;
+    for (const [what, p] of [['idle', idle.prediction], ['busy', busy.prediction]] as const) {
+      expect(p, `${what}: ${JSON.stringify({ prediction: p, problems: (what === 'idle' ? idle : busy).predictionProblems })}`).toBeTruthy();
+      // The measured link carries no more than the shaping allows (+10 %) and something real.
+      expect(p.linkBps, `${what} link`).toBeGreaterThan(0.2 * RATE_BPS);
+      expect(p.linkBps, `${what} link`).toBeLessThan(1.1 * RATE_BPS);
+      expect(p.sentence, what).toMatch(/^[A-Z].*\.$/);
+    }
+    expect(idle.prediction.plain.converges, JSON.stringify(idle.prediction)).toBe(true);
+    expect(idle.prediction.chosen.totalSec).toBeGreaterThan(0);
+    expect(idle.prediction.chosen.totalSec).toBeLessThan(120);
+    expect(busy.prediction.dirtyBps, JSON.stringify(busy.prediction)).toBeGreaterThan(idle.prediction.dirtyBps);
+    expect(busy.prediction.dirtyBps, JSON.stringify(busy.prediction)).toBeGreaterThan(busy.prediction.linkBps);
+    expect(busy.prediction.plain.converges, JSON.stringify(busy.prediction)).toBe(false);
+    // The model does not know the guest's working set (it assumes all touched RAM may be
+    // dirtied each pass), so it may judge safe pessimistically: only its shape is asserted.
+    // eslint-disable-next-line no-console
+    console.log(`convergence predictions: idle ${JSON.stringify(idle.prediction)} busy ${JSON.stringify(busy.prediction)}`);
+    expect(busy.prediction.chosen, JSON.stringify(busy.prediction)).toMatchObject({ policy: 'safe', converges: expect.any(Boolean), passes: expect.any(Number) });
+  }, 120_000);
+});
+
+describe('safe', () => {
+  it('moves the memory-dirtying guest over the shaped link: phases in order, percent < 100 until the end, the counter goes on at B', async () => {
+    const before = counterOf(A.name, DIRTY.name);
+    const { job, events } = await move(A, DIRTY.name, { to: B.name, policy: 'safe' });
+    expect(job.state, diag(DIRTY.name, job, events)).toBe('ok');
+    const c = job.result.convergence;
+    expect(c, diag(DIRTY.name, job, events)).toMatchObject({ policy: 'safe', postcopy: false });
+    expect(c.downtimeLimitMs).toBeLessThanOrEqual(500);
+    // Phases as the stream showed them, consecutive repeats folded: never back to an earlier one.
+    const order = ['measuring', 'disk-copy', 'memory', 'switch-over', 'postcopy', 'verifying'];
+    const phases = events.map((e) => e.phase).filter((p): p is string => !!p).filter((p, i, a) => p !== a[i - 1]);
+    expect(phases, JSON.stringify(phases)).toContain('memory');
+    const idx = phases.map((p) => order.indexOf(p));
+    expect(idx.every((x, i) => x >= 0 && (i === 0 || x >= idx[i - 1]!)), JSON.stringify(phases)).toBe(true);
+    // While data is still being copied the percent stays below 100 (100 only once switched over).
+    const copying = events.filter((e) => e.state === 'running' && e.percent !== null && (e.phase === 'memory' || e.phase === 'disk-copy'));
+    expect(copying.length, JSON.stringify(events.slice(-3))).toBeGreaterThan(2);
+    expect(Math.max(...copying.map((e) => e.percent!)), JSON.stringify(copying.slice(-5))).toBeLessThan(100);
+    await waitFor('the counter to continue on B', 60_000, () => counterOf(B.name, DIRTY.name) > before + 1).catch((e) => {
+      throw new Error(`${String(e)}; ${diag(DIRTY.name, job, events)}`);
+    });
+    expect(domstate(B.name, DIRTY.name)).toMatch(/^running/);
+    expect(domains(A.name)).not.toContain(DIRTY.name);
+    // eslint-disable-next-line no-console
+    console.log(`convergence safe (dirty): ${JSON.stringify(c)}`);
+  }, 300_000);
+
+  it('moves the disk-writing guest: every block it acknowledged, before and after the switch-over, is on B\'s disk', async () => {
+    const { job, events } = await move(A, WRITER.name, { to: B.name, policy: 'safe' });
+    expect(job.state, diag(WRITER.name, job, events)).toBe('ok');
+    const ackedOnA = lastAck(A.name, WRITER.name);
+    // The guest goes on writing at B: let it acknowledge more there, then stop it and read the bytes.
+    await waitFor('the writer to acknowledge blocks on B', 60_000, () => lastAck(B.name, WRITER.name) > ackedOnA + 20).catch((e) => {
+      throw new Error(`${String(e)} (last ack on A ${ackedOnA}); ${diag(WRITER.name, job, events)}`);
+    });
+    const onB = tryInNode(B.name, 'virsh', '-q', '-c', 'qemu:///system', 'destroy', WRITER.name);
+    expect(onB.ok, onB.out).toBe(true);
+    const acked = Math.max(ackedOnA, lastAck(B.name, WRITER.name));
+    expect(guestErrors(A.name, WRITER.name).concat(guestErrors(B.name, WRITER.name))).toEqual([]);
+    // B's log starts where A's ended (same guest, not a reboot that starts again at 1).
+    expect(firstAck(B.name, WRITER.name), serialTail(B.name, WRITER.name)).toBeGreaterThan(1);
+    const blocks = checkBlocks(B.name, WRITER.name, acked);
+    expect(blocks.bad, `${blocks.badCount} of ${blocks.checked} acknowledged blocks (A acked up to ${ackedOnA}) are not on B's disk (${blocks.detail})`).toEqual([]);
+    expect(exists(A.name, dataDisk(WRITER.name))).toBe(false);
+    // eslint-disable-next-line no-console
+    console.log(`convergence safe (writer): ${acked} blocks checked, ${ackedOnA} acknowledged on A; ${JSON.stringify(job.result.convergence)}`);
+    removeVm(B.name, WRITER.name, [dataDisk(WRITER.name)]);
+  }, 300_000);
+});
+
+describe('fast-finish', () => {
+  it('post-copy needs userfaultfd on both nodes: on this machine\'s nodes the pre-flight says whether it can, and the move does what it said', async () => {
+    const sysctl = tryInNode(A.name, 'cat', '/proc/sys/vm/unprivileged_userfaultfd').out.trim();
+    const res = await check(B, DIRTY.name, { to: A.name, mode: 'live', policy: 'fast-finish' });
+    expect(res.status, `pre-flight on B (conv-dirty should be there after the safe move): ${JSON.stringify(res.json)}`).toBe(200);
+    const r = res.json;
+    const pc = r.checks.find((c: { id: string }) => c.id === 'postcopy');
+    expect(pc, JSON.stringify(r.checks)).toBeTruthy();
+    if (sysctl === '1') {
+      expect(pc.ok, pc.message).toBe(true);
+      const { job, events } = await move(B, DIRTY.name, { to: A.name, policy: 'fast-finish' });
+      expect(job.state, diag(DIRTY.name, job, events)).toBe('ok');
+      expect(job.result.convergence.postcopy, diag(DIRTY.name, job, events)).toBe(true);
+    } else {
+      // This lab (vm.unprivileged_userfaultfd=0): refused with the reason and the fix, nothing started.
+      expect(pc.ok).toBe(false);
+      expect(pc.message).toBe(`Fast finish cannot switch to post-copy: node ${B.name} does not let QEMU use userfaultfd, which post-copy needs; set sysctl vm.unprivileged_userfaultfd=1 there. node ${A.name} does not let QEMU use userfaultfd, which post-copy needs; set sysctl vm.unprivileged_userfaultfd=1 there.`);
+      const refused = await http(B.url, 'POST', `/api/nodes/${B.name}/vms/${DIRTY.name}/migrate`, { to: A.name, mode: 'live', policy: 'fast-finish' });
+      expect(refused.status, JSON.stringify(refused.json)).toBe(409);
+      expect(domstate(B.name, DIRTY.name)).toMatch(/^running/);
+      expect(domains(A.name)).not.toContain(DIRTY.name);
+    }
+  }, 300_000);
+});
+
+describe('bandwidth cap', () => {
+  it('holds: the idle guest moves at no more than the cap + 10 %', async () => {
+    const capMiBps = 2;
+    const { job, events } = await move(A, IDLE.name, { to: B.name, policy: 'safe', bandwidthMiBps: capMiBps });
+    expect(job.state, diag(IDLE.name, job, events)).toBe('ok');
+    const c = job.result.convergence;
+    expect(c.bandwidthMiBps).toBe(capMiBps);
+    // Throughput over the copy as the job measured it, and bytes ÷ wall time as a cross-check.
+    expect(c.averageBps, JSON.stringify(c)).toBeGreaterThan(0);
+    expect(c.averageBps, JSON.stringify(c)).toBeLessThanOrEqual(1.1 * capMiBps * 1024 * 1024);
+    expect(c.bytesSent / c.actualSec, JSON.stringify(c)).toBeLessThanOrEqual(1.1 * capMiBps * 1024 * 1024);
+    // eslint-disable-next-line no-console
+    console.log(`convergence cap (idle): ${JSON.stringify(c)}`);
+  }, 300_000);
+});
+
+describe('strict', () => {
+  it('aborts at its budget: the VM runs on the source, intact, and nothing is left on the destination', async () => {
+    // The dirtying guest is on B now; strict neither throttles nor switches to post-copy, so
+    // over the shaped link it cannot finish and meets the budget (convergence.budgetMinSec).
+    const from = (domains(B.name).includes(DIRTY.name) ? B : A);
+    const to = from === B ? A : B;
+    const before = counterOf(from.name, DIRTY.name);
+    const { job, events } = await move(from, DIRTY.name, { to: to.name, policy: 'strict' }, 300_000);
+    expect(job.state, diag(DIRTY.name, job, events)).toBe('failed');
+    expect(job.message, diag(DIRTY.name, job, events)).toMatch(/budget/i);
+    expect(domstate(from.name, DIRTY.name)).toMatch(/^running/);
+    await waitFor(`the counter to go on at ${from.name}`, 30_000, () => counterOf(from.name, DIRTY.name) > before + 2);
+    expect(domains(to.name)).not.toContain(DIRTY.name);
+  }, 360_000);
+});
