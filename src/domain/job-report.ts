@@ -1,5 +1,6 @@
 import type { Job } from './job.js';
 import { readTrail, type JobTrail } from './job-trail.js';
+import { formatBytes } from './numbers.js';
 
 /**
  * The one percent a job page shows, in its headline and its bar alike: a finished job is
@@ -33,16 +34,6 @@ export function jobChecks(job: Pick<Job, 'params'>): CheckLine[] {
 const obj = (v: unknown): Record<string, unknown> | null => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
-}
 
 const POLICY_WORDS: Record<string, string> = { safe: 'Safe', 'fast-finish': 'Fast finish', strict: 'Strict' };
 
@@ -71,7 +62,7 @@ export function migrationResultWords(job: Pick<Job, 'kind' | 'state' | 'vm' | 'n
   if (down !== null) out.push(`The VM was paused for ${down} ms at the switch-over.`);
   const sent = num(r.bytesMoved);
   const dur = num(r.durationMs);
-  if (sent !== null) out.push(`${bytes(sent)} sent${dur ? ` in ${(dur / 1000).toFixed(1)} s` : ''}.`);
+  if (sent !== null) out.push(`${formatBytes(sent)} sent${dur ? ` in ${(dur / 1000).toFixed(1)} s` : ''}.`);
   const removed = Array.isArray(r.sourceRemoved) ? r.sourceRemoved.length : null;
   if (job.state === 'ok' && removed !== null) out.push(removed ? `${removed} moved file${removed === 1 ? '' : 's'} removed from ${from}.` : `The source files on ${from} were kept.`);
   return out;

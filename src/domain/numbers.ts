@@ -32,3 +32,15 @@ export function requireChoice<T extends string>(field: string, value: unknown, c
   if (typeof value === 'string' && (choices as readonly string[]).includes(value)) return value as T;
   throw badInput(field, `${field} must be one of: ${choices.join(', ')}.`);
 }
+
+/** Bytes in binary units for people ("1.5 GiB", "812 MiB"): one decimal below 10, whole above. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+}

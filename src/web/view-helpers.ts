@@ -1,6 +1,7 @@
 import { VM_STATE_LABELS, isActive, type VmState } from '../domain/vm.js';
 import { JOB_KIND_LABELS, type JobKind } from '../domain/job.js';
 import { ageSentence } from '../domain/inventory-view.js';
+import { formatBytes } from '../domain/numbers.js';
 
 /** Formatting used by the EJS views; views never compute, they only print. */
 export const viewHelpers = {
@@ -8,17 +9,7 @@ export const viewHelpers = {
   ageSentence,
   isActive,
   kindLabel: (k: JobKind) => JOB_KIND_LABELS[k] ?? k,
-  bytes(n: number | null | undefined): string {
-    if (n === null || n === undefined) return '—';
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let v = n;
-    let i = 0;
-    while (v >= 1024 && i < units.length - 1) {
-      v /= 1024;
-      i++;
-    }
-    return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
-  },
+  bytes: (n: number | null | undefined): string => (n === null || n === undefined ? '—' : formatBytes(n)),
   /** A rate in bytes/s ("1.2 MiB/s"); null (not sampled) is a dash, never 0. */
   rate(n: number | null | undefined): string {
     if (n === null || n === undefined) return '—';

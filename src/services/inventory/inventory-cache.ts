@@ -33,6 +33,17 @@ interface Slot {
  * never delays another, a refresh is bounded by a timeout, and refreshes of the same
  * node never overlap. Emits 'changes' (InventoryChange[]) after each refresh that changed something.
  */
+/** A node not read yet: "never" until its first refresh answers. */
+function newSlot(s: NodeSource): Slot {
+  return {
+    source: s,
+    view: { name: s.name, local: s.local, ...(s.url ? { url: s.url } : {}), state: 'never', vms: [], at: null, reason: null },
+    running: null,
+    again: false,
+    timer: null,
+  };
+}
+
 export class InventoryCache extends EventEmitter {
   private readonly slots = new Map<string, Slot>();
   private readonly now: () => number;
@@ -43,13 +54,7 @@ export class InventoryCache extends EventEmitter {
     super();
     this.now = opts.now ?? Date.now;
     for (const s of sources) {
-      this.slots.set(s.name, {
-        source: s,
-        view: { name: s.name, local: s.local, ...(s.url ? { url: s.url } : {}), state: 'never', vms: [], at: null, reason: null },
-        running: null,
-        again: false,
-        timer: null,
-      });
+      this.slots.set(s.name, newSlot(s));
     }
   }
 
@@ -66,13 +71,7 @@ export class InventoryCache extends EventEmitter {
     }
     for (const s of sources) {
       if (this.slots.has(s.name)) continue;
-      this.slots.set(s.name, {
-        source: s,
-        view: { name: s.name, local: s.local, ...(s.url ? { url: s.url } : {}), state: 'never', vms: [], at: null, reason: null },
-        running: null,
-        again: false,
-        timer: null,
-      });
+      this.slots.set(s.name, newSlot(s));
       if (!this.stopped) void this.refresh(s.name);
     }
   }
