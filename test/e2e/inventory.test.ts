@@ -27,7 +27,7 @@ async function timedPage(from: typeof A): Promise<{ ms: number; text: string }> 
 }
 async function waitState(from: typeof A, node: string, state: string, ms: number): Promise<View> {
   let last: View | undefined;
-  await waitFor(`${from.name} to see ${node} ${state} (last: ${JSON.stringify(last)})`, ms, async () => {
+  await waitFor(() => `${from.name} to see ${node} ${state} (last: ${JSON.stringify(last)})`, ms, async () => {
     last = await viewOf(from, node).catch(() => undefined);
     return last?.state === state;
   });

@@ -6,6 +6,7 @@
 export class BackgroundValue<T> {
   private last: { ok: true; value: T } | { ok: false; error: unknown } | null = null;
   private running: Promise<void> | null = null;
+  private again: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;
 
@@ -31,8 +32,18 @@ export class BackgroundValue<T> {
     throw l.error;
   }
 
+  /**
+   * Reads now. A read already under way may have begun before the change the caller made
+   * (the VPN was just stopped): then one more read follows it, and the promise is that one's.
+   */
   refresh(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      this.again ??= this.running.then(() => {
+        this.again = null;
+        return this.refresh();
+      });
+      return this.again;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.running = this.read()
       .then(

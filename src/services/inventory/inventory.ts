@@ -81,6 +81,15 @@ export class Inventory {
     ];
   }
 
+  /**
+   * The VPN was started or stopped here: its panel and every peer reached through it change
+   * now, so re-read them (a page drawn next waits for this, like after a job).
+   */
+  vpnChanged(): void {
+    this.track(this.vpnStatus.refresh());
+    for (const p of this.deps.peers.all()) this.track(this.cache.refresh(p.name));
+  }
+
   /** The peers were re-read from the config file (join/remove): follow the new list. */
   peersChanged(): void {
     this.cache.setSources(this.sources());
