@@ -47,6 +47,9 @@ bind "$S/cache-kvm-ferry" /var/cache/kvm-ferry
 # /root is shared by all nodes and the host. ssh (as used by libvirt's ssh
 # transports and by hand) writes ~/.ssh/known_hosts; give each node its own
 # ~/.ssh so nothing a node learns leaks into the host's or another node's.
+# A fresh machine's root may never have used ssh: the mount point must exist (an empty
+# 0700 directory on the host is what ssh would make itself).
+[[ -d /root/.ssh ]] || install -d -m 0700 /root/.ssh
 bind "$S/root-ssh" /root/.ssh
 
 # A node is a fresh server: root's shell start-up files are Debian's defaults, not
