@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restoreLabInstanceEnv } from '../helpers/lab-instance.js';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { freshHttp } from '../helpers/fresh-http.js';
-import { http, lab, labNodes } from '../helpers/lab.js';
+import { readFileSync } from 'node:fs';
+import { http, lab, LAB_STATE, labNodes } from '../helpers/lab.js';
 
 /**
  * The inventory cache on the lab: two nodes with their real managers, libvirtds and sshds.
@@ -25,13 +26,21 @@ async function timedPage(from: typeof A): Promise<{ ms: number; text: string }> 
   expect(r.status).toBe(200);
   return { ms: Date.now() - t0, text: r.text };
 }
+/** The last lines of a node's manager log: what a timed-out wait prints, so a CI failure says why. */
+const managerLogTail = (node: string) => {
+  try {
+    return readFileSync(`${LAB_STATE}/${node}/manager.log`, 'utf8').split('\n').slice(-15).join('\n');
+  } catch (e) {
+    return String(e);
+  }
+};
 async function waitState(from: typeof A, node: string, state: string, ms: number): Promise<View> {
-  let last: View | undefined;
-  await waitFor(() => `${from.name} to see ${node} ${state} (last: ${JSON.stringify(last)})`, ms, async () => {
-    last = await viewOf(from, node).catch(() => undefined);
-    return last?.state === state;
+  let last: View | string | undefined;
+  await waitFor(() => `${from.name} to see ${node} ${state} (last: ${JSON.stringify(last)}); ${from.name}'s manager log:\n${managerLogTail(from.name)}`, ms, async () => {
+    last = await viewOf(from, node).catch((e: Error) => `no answer: ${e.message}`);
+    return typeof last === 'object' && last.state === state;
   });
-  return last!;
+  return last as View;
 }
 
 beforeAll(async () => {
