@@ -71,7 +71,7 @@ esac
 # It also honours ferry_write=1: init loads virtio_blk (and the virtio modules it needs, from
 # the same kernel package) and a second static program writes numbered 4 KiB blocks to the
 # first virtio disk (/dev/vda), block N at byte N*4096, each a repeated line
-# "kvm-ferry-block <N, 10 digits>\n" (23 bytes); after each block's fdatasync it prints
+# "kvm-ferry-block <N, 10 digits>\n" (27 bytes); after each block's fdatasync it prints
 # "kvm-ferry-ack <N>" on the serial console, so a test knows exactly which blocks the
 # guest was promised are on disk. It stops (printing "kvm-ferry-write-full") at the end of
 # the disk. ferry_write_ms=<ms> sets the pause between blocks (default 20: ~50 writes/s).
@@ -333,10 +333,10 @@ int main(int argc, char **argv) {
 	unsigned long long size = 0;
 	if (ioctl(fd, BLKGETSIZE64, &size) != 0) { printf("kvm-ferry-write-error size\n"); fflush(stdout); return 1; }
 	useconds_t pause = (useconds_t)strtoul(argv[2], NULL, 10) * 1000;
-	char block[4096], line[24];
+	char block[4096], line[28];
 	for (unsigned long n = 1; (n + 1) * 4096 <= size; n++) {
-		snprintf(line, sizeof line, "kvm-ferry-block %010lu\n", n); /* 23 bytes */
-		for (size_t o = 0; o < sizeof block; o++) block[o] = line[o % 23];
+		snprintf(line, sizeof line, "kvm-ferry-block %010lu\n", n); /* 27 bytes: the number must fit whole */
+		for (size_t o = 0; o < sizeof block; o++) block[o] = line[o % 27];
 		if (pwrite(fd, block, sizeof block, (off_t)n * 4096) != (ssize_t)sizeof block || fdatasync(fd) != 0) {
 			printf("kvm-ferry-write-error block %lu\n", n); fflush(stdout); return 1;
 		}

@@ -1,5 +1,6 @@
 import type { ConvergencePolicy } from './domain/convergence/types.js';
 import { CONVERGENCE_POLICIES } from './domain/convergence/types.js';
+import { EMULATED_MEMORY_COPY, type EmulatedMemoryCopy } from './domain/convergence/memory-copy.js';
 
 /**
  * How a live migration is helped to finish (`convergence:` in the config). Defaults follow
@@ -26,9 +27,15 @@ export interface ConvergenceConfig {
   multifdConnections: number;
   /** Pre-flight measurements (dirty rate, link) on or off; off gives no prediction. */
   measure: boolean;
+  /**
+   * Emulated (TCG) VMs: auto = paused for the whole copy on QEMU before 9.0, which loses
+   * their memory writes during a live copy (src/domain/convergence/memory-copy.ts); paused;
+   * live (only for a QEMU that carries the fix).
+   */
+  emulatedMemoryCopy: EmulatedMemoryCopy;
 }
 
-export const CONVERGENCE_KEYS = ['defaultPolicy', 'maxDowntimeMs', 'budgetSecPerGiB', 'budgetMinSec', 'stallIterations', 'throttleInitialPercent', 'throttleIncrementPercent', 'bandwidthMiBps', 'multifdConnections', 'measure'] as const;
+export const CONVERGENCE_KEYS = ['defaultPolicy', 'maxDowntimeMs', 'budgetSecPerGiB', 'budgetMinSec', 'stallIterations', 'throttleInitialPercent', 'throttleIncrementPercent', 'bandwidthMiBps', 'multifdConnections', 'measure', 'emulatedMemoryCopy'] as const;
 
 export function defaultConvergenceConfig(): ConvergenceConfig {
   return {
@@ -42,6 +49,7 @@ export function defaultConvergenceConfig(): ConvergenceConfig {
     bandwidthMiBps: 0,
     multifdConnections: 0,
     measure: true,
+    emulatedMemoryCopy: 'auto',
   };
 }
 
@@ -62,6 +70,8 @@ export function parseConvergenceConfig(raw: unknown, fail: (key: string, message
   if (typeof policy !== 'string' || !(CONVERGENCE_POLICIES as readonly string[]).includes(policy)) fail('convergence.defaultPolicy', `must be one of ${CONVERGENCE_POLICIES.join(', ')}`);
   const measure = o.measure ?? d.measure;
   if (typeof measure !== 'boolean') fail('convergence.measure', 'must be true or false');
+  const emulated = o.emulatedMemoryCopy ?? d.emulatedMemoryCopy;
+  if (typeof emulated !== 'string' || !(EMULATED_MEMORY_COPY as readonly string[]).includes(emulated)) fail('convergence.emulatedMemoryCopy', `must be one of ${EMULATED_MEMORY_COPY.join(', ')}`);
   const c: ConvergenceConfig = {
     defaultPolicy: policy as ConvergencePolicy,
     maxDowntimeMs: int('maxDowntimeMs', 100, 10_000),
@@ -73,6 +83,7 @@ export function parseConvergenceConfig(raw: unknown, fail: (key: string, message
     bandwidthMiBps: int('bandwidthMiBps', 0, 1_000_000),
     multifdConnections: int('multifdConnections', 0, 32),
     measure: measure as boolean,
+    emulatedMemoryCopy: emulated as EmulatedMemoryCopy,
   };
   if (c.multifdConnections === 1) fail('convergence.multifdConnections', 'must be 0 (off) or 2 or more connections');
   return c;

@@ -15,7 +15,7 @@ export interface SideState {
 
 export type InterruptedVerdict =
   /** On the destination only (running live, or defined offline): the move happened. */
-  | { kind: 'moved' }
+  | { kind: 'moved'; resumeDestination?: boolean }
   /** Still on the source and not running on the destination: undo as for any failure. */
   | { kind: 'not-moved' }
   /** Both hold it with the destination running (or neither holds it): a human decides. */
@@ -35,7 +35,7 @@ export function describeSide(node: string, s: SideState | null): string {
 /** The destination could not be asked (unreachable): its state is unknown, not absent. */
 export const UNKNOWN = 'unknown' as const;
 
-export function settleInterrupted(mode: 'live' | 'offline', source: SideState | null, dest: SideState | null | typeof UNKNOWN, names: { vm: string; from: string; to: string }): InterruptedVerdict {
+export function settleInterrupted(mode: 'live' | 'offline', source: SideState | null, dest: SideState | null | typeof UNKNOWN, names: { vm: string; from: string; to: string }, pausedForCopy = false): InterruptedVerdict {
   if (dest === UNKNOWN) {
     // A source that runs was never switched over (libvirt resumes it after a failed
     // copy, and kills it after a successful one); anything else might have been.
@@ -50,6 +50,9 @@ export function settleInterrupted(mode: 'live' | 'offline', source: SideState | 
   }
   const destRunning = dest?.state === 'running';
   if (destRunning && !source) return { kind: 'moved' };
+  // kvm-ferry paused it for its copy (an emulated guest) and libvirt finished the move without
+  // resuming it: the destination's copy is the only one, and it is resumed there.
+  if (pausedForCopy && !source && dest?.state === 'paused') return { kind: 'moved', resumeDestination: true };
   if (destRunning) {
     // The destination resumed it: it is the current copy. The source's copy (paused or,
     // after libvirt's confirm step, shut off) is stale and must not be resumed.

@@ -106,7 +106,7 @@ const pool = (w: string) => POOL.test(w);
 const bytes = (w: string) => BYTES.test(w);
 const host = (w: string) => HOST.test(w) && !w.includes('..');
 
-/** virsh subcommands (after `virsh -c qemu:///system`) the manager asks a peer. Read-only, except removing a leftover of a failed move by UUID. */
+/** virsh subcommands (after `virsh -c qemu:///system`) the manager asks a peer. Read-only, except removing a leftover of a failed move and resuming a VM paused for its copy, by UUID. */
 const VIRSH: Matcher[] = [
   shape('hostname'),
   shape('capabilities'),
@@ -124,6 +124,8 @@ const VIRSH: Matcher[] = [
   // leftovers.ts: a half-arrived VM of a failed move is destroyed and undefined by UUID.
   shape('destroy', '--domain', uuid),
   shape('undefine', '--domain', uuid, '--keep-nvram'),
+  // live-copy.ts: a VM paused for its whole copy (an emulated guest on QEMU < 9.0) is resumed where it arrived.
+  shape('resume', '--domain', uuid),
 ];
 
 /** Program → the argument shapes kvm-ferry's steps send it (see the README's "Peer shell" for the caller of each). */

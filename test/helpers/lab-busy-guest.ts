@@ -76,6 +76,8 @@ export const firstAck = (node: string, vm: string) => {
 };
 /** Lines saying the guest's writer or its modules failed. */
 export const guestErrors = (node: string, vm: string) => serial(node, vm).split('\n').filter((l) => /kvm-ferry-write-error|insmod .* failed/.test(l));
+/** Kernel lines saying the guest's memory went bad (what a lost memory write looked like on the lab). */
+export const guestOopses = (node: string, vm: string) => serial(node, vm).split('\n').filter((l) => /Oops|BUG:|Kernel panic|general protection fault|Unable to handle/.test(l));
 /** The last n lines of the serial log; withoutAcks drops the writer's ack lines (to show an oops). */
 export const serialTail = (node: string, vm: string, n = 8, withoutAcks = false) =>
   serial(node, vm).trim().split('\n').filter((l) => !withoutAcks || !/^kvm-ferry-(ack|counter) /.test(l)).slice(-n).join(' | ');
@@ -106,9 +108,10 @@ export function checkBlocks(node: string, vm: string, upTo: number): BlockCheck 
     for (let n = 1; n <= upTo; n++) {
       const want = `kvm-ferry-block ${String(n).padStart(10, '0')}\n`;
       const block = buf.subarray(n * 4096, (n + 1) * 4096);
-      // The block is the 23-byte line repeated: check its first and last whole copies.
-      const last = Math.floor(4096 / 23) - 1;
-      if (block.length < 4096 || block.toString('latin1', 0, 23) !== want || block.toString('latin1', last * 23, last * 23 + 23) !== want) {
+      // The block is the 27-byte line repeated: check its first and last whole copies.
+      const L = want.length;
+      const last = Math.floor(4096 / L) - 1;
+      if (block.length < 4096 || block.toString('latin1', 0, L) !== want || block.toString('latin1', last * L, last * L + L) !== want) {
         badNums.push(n);
       }
     }

@@ -24,6 +24,13 @@ describe('where a VM is after an interrupted migration', () => {
     }
   });
 
+  it('live: paused there and gone here → moved and resumed there only when kvm-ferry paused it for its copy', () => {
+    expect(settleInterrupted('live', null, s('paused', 'user'), names, true)).toEqual({ kind: 'moved', resumeDestination: true });
+    expect(settleInterrupted('live', null, s('paused', 'user'), names).kind).toBe('attention');
+    // Still here: the paused copy there is a half-arrived one and is never resumed.
+    expect(settleInterrupted('live', s('paused', 'user'), s('paused', 'incoming migration'), names, true)).toEqual({ kind: 'not-moved' });
+  });
+
   it('live: still here, not running there (paused incoming or absent) → not moved', () => {
     expect(settleInterrupted('live', s('paused', 'migration'), s('paused', 'incoming migration'), names)).toEqual({ kind: 'not-moved' });
     expect(settleInterrupted('live', s('running'), null, names)).toEqual({ kind: 'not-moved' });

@@ -36,3 +36,12 @@ export function parseDirtyRateStats(text: string): DirtyRate {
   };
   return { status: val('calc_status') ?? 0, megabytesPerSecond: val('megabytes_per_second') };
 }
+
+/** Pauses the VM's vCPUs (an emulated guest is paused for its whole copy: domain/convergence/memory-copy.ts). */
+export function buildSuspendArgs(uri: string, uuid: string): string[] {
+  return ['-c', uri, 'suspend', '--domain', uuid];
+}
+
+export function buildResumeArgs(uri: string, uuid: string): string[] {
+  return ['-c', uri, 'resume', '--domain', uuid];
+}

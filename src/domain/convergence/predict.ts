@@ -153,3 +153,10 @@ export function describePrediction(p: Prediction, vm: string, dest: string): str
   }
   return parts.join(' ');
 }
+
+/** The prediction in words for a VM paused for the whole copy (memory-copy.ts says why). */
+export function describePausedMove(p: Prediction, totalSec: number, vm: string, dest: string, budgetSec: number): string {
+  const link = `The link to ${dest} carries ${rate(p.linkBps)}${p.effectiveBps < p.linkBps ? ` (capped at ${rate(p.effectiveBps)} for this migration)` : ''}.`;
+  if (totalSec > budgetSec) return `${link} ${vm} is paused while it moves, and the copy would take ${duration(totalSec)}, longer than its ${budgetSec} s budget: it is expected to be stopped, leaving ${vm} running here.`;
+  return `${link} ${vm} is paused while it moves: it should be back, running on ${dest}, in ${duration(totalSec)}.`;
+}

@@ -9,6 +9,9 @@ import type { PeerDirectory } from '../migration/peer-nodes.js';
 import type { VmMigrator } from '../migration/migrate-vm.js';
 
 const POLL_MS = 1000;
+/** A request to start a move on a peer that fails on the way is tried this many times in all. */
+const BEGIN_TRIES = 3;
+const BEGIN_RETRY_MS = 2000;
 
 
 export type RunKind = 'evacuation' | 'homecoming';
@@ -114,10 +117,37 @@ export class MaintenanceRunner {
   private async begin(kind: RunKind, m: MoveState, user: string | null): Promise<MoveState> {
     try {
       const body = { to: m.to, mode: m.mode };
-      const job = kind === 'evacuation' ? await this.d.migrator.request(m.vm, body, user) : await this.remote(m.from).vmAction(m.vm, 'migrate', body, user);
+      const job = kind === 'evacuation' ? await this.d.migrator.request(m.vm, body, user) : await this.beginOnPeer(m, body, user);
       return { ...m, status: 'running', jobId: job.id, message: job.message };
     } catch (e) {
       return { ...m, status: 'failed', message: e instanceof AppError ? e.message : describeError(e) };
+    }
+  }
+
+  /**
+   * Asks the VM's node to start its move home. A request that died on the way (the SSH
+   * tunnel dropped while the peer ran its pre-flight, seen on a loaded lab) may still have
+   * started the job there, so it is never simply sent again: the peer's newest jobs for the
+   * VM are read, and a migration to here newer than the ones before the request is ours.
+   */
+  private async beginOnPeer(m: MoveState, body: Record<string, unknown>, user: string | null): Promise<Job> {
+    const remote = this.remote(m.from);
+    const newestBefore = async () => Math.max(0, ...(await remote.recentJobs(m.vm)).map((j) => j.id));
+    // Without knowing its jobs before, a new one could not be told from an old one: then no retry.
+    let before: number | null = await newestBefore().catch(() => null);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await remote.vmAction(m.vm, 'migrate', body, user);
+      } catch (e) {
+        if (!(e instanceof AppError) || e.code !== 'NODE_UNREACHABLE' || attempt >= BEGIN_TRIES || before === null) throw e;
+        this.d.log.warn('starting a move on a peer failed on the way; checking whether it started', { vm: m.vm, node: m.from, error: describeError(e), detail: e.detail });
+        await this.d.sleep(BEGIN_RETRY_MS * attempt);
+        const jobs = await remote.recentJobs(m.vm).catch(() => null);
+        if (jobs === null) continue;
+        const ours = jobs.find((j) => j.id > before! && j.kind === 'migrate' && j.params.to === m.to);
+        if (ours) return ours;
+        before = Math.max(before, ...jobs.map((j) => j.id));
+      }
     }
   }
 

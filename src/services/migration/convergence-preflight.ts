@@ -1,6 +1,8 @@
 import { badInput } from '../../errors.js';
 import { requireChoice } from '../../domain/numbers.js';
-import { CONVERGENCE_POLICIES, budgetSeconds, describePrediction, predictMigration, type ConvergencePolicy, type PolicySettings, type Prediction } from '../../domain/convergence/index.js';
+import { CONVERGENCE_POLICIES, budgetSeconds, describePausedMove, describePrediction, predictMigration, type ConvergencePolicy, type PolicySettings, type Prediction } from '../../domain/convergence/index.js';
+import { decideMemoryCopy, pausedForecast, type MemoryCopyDecision } from '../../domain/convergence/memory-copy.js';
+import { emulatorVersionText } from '../../adapters/host/qemu-version.js';
 import type { ConvergenceConfig } from '../../config-convergence.js';
 import type { NodeContext } from '../node-context.js';
 import type { PeerNode } from './peer-nodes.js';
@@ -30,6 +32,7 @@ export function parseConvergenceChoice(body: Record<string, unknown>, cfg: Conve
 }
 
 export interface PredictionReport extends Prediction {
+  memoryCopy: 'live' | 'paused';
   sentence: string;
   measuredMs: number;
   ramBytes: number;
@@ -49,6 +52,18 @@ export interface ConvergencePlan {
   prediction: PredictionReport | null;
   /** Why there is no prediction (a measurement failed, or measuring is off). */
   predictionProblems: string[];
+  /** Live (pre-copy under the policy) or paused for the whole copy (an emulated guest on an affected QEMU). */
+  memoryCopy: MemoryCopyDecision;
+}
+
+/** The VM as the convergence pre-flight needs it. */
+export interface ConvergenceVm {
+  name: string;
+  uuid: string;
+  memoryMiB: number;
+  /** libvirt's domain type ("kvm", "qemu" = emulated). */
+  domainType: string;
+  emulator: string | null;
 }
 
 export function policySettings(cfg: ConvergenceConfig, policy: ConvergencePolicy, budgetSec: number): PolicySettings {
@@ -60,14 +75,20 @@ export function policySettings(cfg: ConvergenceConfig, policy: ConvergencePolicy
  * fast-finish (a check that can refuse), then the measurements and the prediction (never a
  * refusal: a VM that cannot be measured can still be moved).
  */
-export async function convergencePreflight(ctx: NodeContext, vm: { name: string; uuid: string; memoryMiB: number }, peer: PeerNode, disks: MigrationDisk[], choice: ConvergenceChoice, measureNow: boolean): Promise<ConvergencePlan> {
+export async function convergencePreflight(ctx: NodeContext, vm: ConvergenceVm, peer: PeerNode, disks: MigrationDisk[], choice: ConvergenceChoice, measureNow: boolean): Promise<ConvergencePlan> {
   const cfg = ctx.config.convergence;
   const ramBytes = vm.memoryMiB * 1024 * 1024;
   const diskBytes = disks.filter((d) => d.decision === 'copy').reduce((a, d) => a + d.allocatedBytes, 0);
   const budgetSec = budgetSeconds(ramBytes, diskBytes, cfg.budgetSecPerGiB, cfg.budgetMinSec);
   const settings = policySettings(cfg, choice.policy, budgetSec);
   const checks: PreflightCheck[] = [];
-  if (choice.policy === 'fast-finish') {
+  const emulated = vm.domainType === 'qemu';
+  const memoryCopy = decideMemoryCopy({ vm: vm.name, domainType: vm.domainType, qemuVersionText: emulated ? await emulatorVersionText(ctx.run, vm.emulator) : null, setting: cfg.emulatedMemoryCopy });
+  if (memoryCopy.reason) checks.push({ id: 'memory-copy', ok: true, message: memoryCopy.reason });
+  const paused = memoryCopy.mode === 'paused';
+  if (choice.policy === 'fast-finish' && paused) {
+    checks.push({ id: 'postcopy', ok: true, message: 'Fast finish does not switch to post-copy here: the VM is paused for the whole copy.' });
+  } else if (choice.policy === 'fast-finish') {
     const problems = (await Promise.all([localPostcopyProblem(ctx.config.nodeName), peerPostcopyProblem(peer)])).filter((p): p is string => p !== null);
     checks.push({
       id: 'postcopy',
@@ -77,13 +98,21 @@ export async function convergencePreflight(ctx: NodeContext, vm: { name: string;
         : `Both nodes support post-copy. Risk: if the link to ${peer.name} breaks during post-copy, the VM is lost on both sides.`,
     });
   }
-  if (!measureNow || !cfg.measure) return { choice, settings, budgetSec, ramBytes, diskBytes, checks, prediction: null, predictionProblems: cfg.measure ? [] : ['Measuring is turned off (convergence.measure).'] };
+  const base = { choice, settings, budgetSec, ramBytes, diskBytes, checks, memoryCopy };
+  if (!measureNow || !cfg.measure) return { ...base, prediction: null, predictionProblems: cfg.measure ? [] : ['Measuring is turned off (convergence.measure).'] };
   const m: Measurements = await measureForMigration(ctx, vm, peer);
-  if (m.dirtyBps === null || m.linkBps === null) return { choice, settings, budgetSec, ramBytes, diskBytes, checks, prediction: null, predictionProblems: m.problems };
+  if (m.dirtyBps === null || m.linkBps === null) return { ...base, prediction: null, predictionProblems: m.problems };
   const capBps = choice.bandwidthMiBps > 0 ? choice.bandwidthMiBps * 1024 * 1024 : null;
-  const p = predictMigration({ ramBytes, touchedRamBytes: m.touchedRamBytes, diskBytes, dirtyBps: m.dirtyBps, linkBps: m.linkBps, capBps, settings });
+  let p = predictMigration({ ramBytes, touchedRamBytes: m.touchedRamBytes, diskBytes, dirtyBps: m.dirtyBps, linkBps: m.linkBps, capBps, settings });
+  let sentence = describePrediction(p, vm.name, peer.name);
+  if (paused) {
+    // One pass while nothing changes: the policy has nothing to steer, the whole move is the pause.
+    const f = pausedForecast({ ramBytes, touchedRamBytes: m.touchedRamBytes, diskBytes, bps: p.effectiveBps, budgetSec });
+    p = { ...p, chosen: { policy: choice.policy, converges: f.converges, totalSec: f.converges ? f.totalSec : null, downtimeMs: f.converges ? Math.round(f.pauseSec * 1000) : null, passes: 1, throttlePercent: 0, postcopy: false, failure: f.converges ? null : 'budget' } };
+    sentence = describePausedMove(p, f.totalSec, vm.name, peer.name, budgetSec);
+  }
   return {
-    choice, settings, budgetSec, ramBytes, diskBytes, checks, predictionProblems: [],
-    prediction: { ...p, sentence: describePrediction(p, vm.name, peer.name), measuredMs: m.durationMs, ramBytes, diskBytes, touchedRamBytes: m.touchedRamBytes, budgetSec },
+    ...base, predictionProblems: [],
+    prediction: { ...p, memoryCopy: memoryCopy.mode, sentence, measuredMs: m.durationMs, ramBytes, diskBytes, touchedRamBytes: m.touchedRamBytes, budgetSec },
   };
 }

@@ -2,7 +2,8 @@ import { AppError } from '../../errors.js';
 import { parseDomJobInfoRaw, truthfulPercent, type MigrationProgress } from '../../domain/migration-progress.js';
 import { forecast, initialPolicyState, policyStep, type PolicyAction, type PolicySettings } from '../../domain/convergence/index.js';
 import { buildJobAbortArgs, buildJobInfoArgs, buildMigrateArgs } from '../../adapters/virsh/migrate-args.js';
-import { buildPostcopyArgs, buildSetMaxDowntimeArgs } from '../../adapters/virsh/convergence-args.js';
+import { buildPostcopyArgs, buildResumeArgs, buildSetMaxDowntimeArgs, buildSuspendArgs } from '../../adapters/virsh/convergence-args.js';
+import { localSide, peerSide } from './vm-sides.js';
 import type { JobContext } from '../job-runner.js';
 import type { NodeContext } from '../node-context.js';
 import type { PeerNode } from './peer-nodes.js';
@@ -24,6 +25,9 @@ export interface LiveCopyResult {
   /** What the policy did, in order, with the second it did it. */
   actions: { atSec: number; kind: string; detail: string }[];
   averageBps: number | null;
+  /** How the memory was copied; with "paused", how long the guest did not run (pause here → resume there). */
+  memoryCopy: 'live' | 'paused';
+  guestPausedMs: number | null;
 }
 
 /** The phases the page and the SSE stream show, in the order they happen. */
@@ -41,8 +45,10 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
   const cfg = ctx.config.convergence;
   const { name: vm, uuid } = target;
   const s: PolicySettings = plan.settings;
-  const throttle = s.policy !== 'strict';
-  const postcopy = s.policy === 'fast-finish';
+  // A VM paused for the whole copy sends its memory once: nothing for a policy to steer but the budget.
+  const paused = plan.memoryCopy.mode === 'paused';
+  const throttle = s.policy !== 'strict' && !paused;
+  const postcopy = s.policy === 'fast-finish' && !paused;
   const args = buildMigrateArgs({
     sourceUri: uri, uuid, destUri: peer.libvirtUri, dataAddress: peer.config.dataAddress, mode: 'live', copyTargets,
     tls: ctx.config.dataTransport === 'tls',
@@ -61,6 +67,16 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
   };
   job.onAbort(abortCopy);
 
+  let pausedAt: number | null = null;
+  // A VM the admin paused stays paused, and is not resumed by kvm-ferry afterwards.
+  if (paused && (await localSide(ctx, uuid))?.state === 'running') {
+    // Before the copy starts, or a store between QEMU's first dirty-bitmap sync and the pause could be lost.
+    await ctx.run('virsh', buildSuspendArgs(uri, uuid), { timeoutMs: 30_000, failureMessage: `Could not pause ${vm} for its copy.` });
+    pausedAt = Date.now();
+    // After a restart the reconciler resumes it where libvirt left it (settle.ts).
+    job.record({ pausedForCopy: true });
+    job.progress({ step: step(), phase: 'disk-copy', percent: 0, paused: true }, `${vm} is paused for its copy to ${peer.name}…`);
+  }
   const started = Date.now();
   const migrating = ctx.run('virsh', args, { timeoutMs: MIGRATE_TIMEOUT_MS, signal: killer.signal, failureMessage: `Migration of ${vm} to ${peer.name} failed while copying.` });
   const settled = { done: false };
@@ -70,7 +86,8 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
   const ramBytes = plan.ramBytes;
   let state = initialPolicyState(s);
   let downtimeSet = false;
-  const result: LiveCopyResult = { last: null, iterations: 0, maxThrottlePercent: 0, downtimeLimitMs: state.downtimeMs, postcopy: false, actions: [], averageBps: null };
+  const result: LiveCopyResult = { last: null, iterations: 0, maxThrottlePercent: 0, downtimeLimitMs: state.downtimeMs, postcopy: false, actions: [], averageBps: null, memoryCopy: paused ? 'paused' : 'live', guestPausedMs: null };
+  if (paused) result.actions.push({ atSec: 0, kind: 'pause', detail: plan.memoryCopy.reason ?? 'paused for the copy' });
   const note = (kind: string, detail: string) => result.actions.push({ atSec: Math.round((Date.now() - started) / 100) / 10, kind, detail });
   let lastMovedAt = Date.now();
   let lastBytes = -1;
@@ -96,7 +113,7 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     if (settled.done) break;
     const p = await jobInfo(ctx, uuid);
     if (p) {
-      if (!downtimeSet) {
+      if (!downtimeSet && !paused) {
         // The job exists now: the policy's starting downtime replaces QEMU's default of 300 ms.
         downtimeSet = true;
         const r = await ctx.run('virsh', buildSetMaxDowntimeArgs(uri, uuid, state.downtimeMs), { timeoutMs: 15_000, check: false });
@@ -107,7 +124,7 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
       result.maxThrottlePercent = Math.max(result.maxThrottlePercent, p.throttlePercent ?? 0);
       const step1 = policyStep(s, state, { elapsedMs: Date.now() - started, iteration: p.memoryIteration && p.memoryIteration > 0 ? p.memoryIteration : null, memoryRemainingBytes: p.memoryRemainingBytes, postcopyActive: result.postcopy });
       state = step1.state;
-      if (!job.aborted && budgetReason === null) for (const a of step1.actions) await act(a);
+      if (!job.aborted && budgetReason === null) for (const a of step1.actions) if (!paused || a.kind === 'abort') await act(a);
       const view = progressView(p, ramBytes, plan, state.downtimeMs, result, s);
       job.progress({ step: step(), ...p, ...view }, headline(vm, peer.name, view));
       if (p.dataProcessedBytes !== lastBytes) {
@@ -128,6 +145,8 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
   try {
     await migrating;
   } catch (e) {
+    // Failed: the VM is still here. The destination is never touched (a half-arrived copy there is paused too).
+    if (pausedAt !== null) await resumePaused(ctx, peer, uuid, vm, 'source');
     if (budgetReason !== null) {
       const perGiB = `${ctx.config.convergence.budgetSecPerGiB} s per GiB of RAM and disk`;
       throw new AppError('LIBVIRT_FAILED', `${budgetReason} (${s.policy} policy, ${perGiB}), so it was stopped`, { cause: e, detail: (e as AppError).detail ?? String(e) });
@@ -136,6 +155,10 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
       throw new AppError('LIBVIRT_FAILED', `no data reached ${peer.name} for ${Math.round(stalledFor / 1000)} s, so it was stopped; check the network between the nodes.`, { cause: e, detail: (e as AppError).detail ?? String(e) });
     }
     throw e;
+  }
+  if (pausedAt !== null) {
+    await resumePaused(ctx, peer, uuid, vm, 'destination');
+    result.guestPausedMs = Date.now() - pausedAt;
   }
   if (result.last && elapsedSec > 0) result.averageBps = Math.round(result.last.dataProcessedBytes / elapsedSec);
   job.progress({ step: step(), phase: 'switch-over', percent: 99.9 }, `${vm} switched over to ${peer.name}; verifying…`);
@@ -154,9 +177,11 @@ export interface ProgressView {
   /** From the model, not remaining ÷ speed; null when pre-copy is not converging. */
   etaSec: number | null;
   converging: boolean;
-  /** What the policy is doing about a pre-copy that does not converge, in words. */
+  /** What the policy is doing about a pre-copy that does not converge, in words (or why the VM is paused). */
   policyNote: string | null;
   policy: string;
+  /** The VM is paused for the whole copy (memory-copy.ts). */
+  paused: boolean;
 }
 
 /** What the page shows for one sample. Percent counts memory from the VM's RAM even before QEMU starts on it, so it never jumps back. */
@@ -183,19 +208,46 @@ export function progressView(p: MigrationProgress, ramBytes: number, plan: Conve
   }
   const throttleNow = p.throttlePercent ?? 0;
   let policyNote: string | null = null;
-  if (!converging) {
+  const paused = r.memoryCopy === 'paused';
+  if (paused) {
+    // Nothing is re-dirtied: one pass, and the time left is simply what is left over the link.
+    converging = true;
+    eta = bps ? Math.round(remaining / bps) : null;
+    policyNote = 'The VM is paused for the whole copy (an emulated guest on a QEMU that can lose its memory writes during a live copy); it resumes on the destination.';
+  } else if (!converging) {
     policyNote = s.policy === 'strict' ? `Pre-copy is not converging (the VM writes memory faster than the link carries it); the strict policy changes nothing and stops at its ${s.budgetSec} s budget.`
       : `Pre-copy is not converging; the ${s.policy} policy allows ${downtimeLimitMs} ms of pause${throttleNow ? ` and slows the VM by ${throttleNow} %` : ' and will slow the VM'}${s.policy === 'fast-finish' ? `, then switches to post-copy` : ''} (budget ${s.budgetSec} s).`;
   }
   return {
     phase, percent: truthfulPercent(total - remaining, total, remaining), memoryPass: pass, throughputBps: bps, dirtyRateBps: dirty, remainingBytes: remaining,
-    throttlePercent: throttleNow, downtimeLimitMs, etaSec: eta, converging, policyNote, policy: s.policy,
+    throttlePercent: throttleNow, downtimeLimitMs, etaSec: eta, converging, policyNote, policy: s.policy, paused,
   };
 }
 
 function headline(vm: string, to: string, v: ProgressView): string {
-  const what = v.phase === 'disk-copy' ? 'copying disks' : v.phase === 'postcopy' ? 'post-copy' : `memory pass ${v.memoryPass ?? 1}`;
-  return `Migrating ${vm} to ${to}: ${v.percent}% (${what})`;
+  const what = v.phase === 'disk-copy' ? 'copying disks' : v.phase === 'postcopy' ? 'post-copy' : v.paused ? 'copying memory' : `memory pass ${v.memoryPass ?? 1}`;
+  return `Migrating ${vm} to ${to}: ${v.percent}% (${what}${v.paused ? ', VM paused' : ''})`;
+}
+
+/**
+ * Resumes a VM kvm-ferry paused for its copy: on the destination after libvirt finished the
+ * move, on the source after a failed one. Only the side that holds the VM by then is
+ * touched: a failed move can leave a paused, half-arrived copy on the destination, which
+ * must never run. Best effort: verification (or the settle after a failure) then finds a
+ * VM that is not running and says so.
+ */
+async function resumePaused(ctx: NodeContext, peer: PeerNode, uuid: string, vm: string, side: 'source' | 'destination'): Promise<void> {
+  try {
+    if (side === 'destination') {
+      const there = await peerSide(peer, uuid);
+      if (there?.state === 'paused') await peer.virsh(['resume', '--domain', uuid], { timeoutMs: 30_000, failureMessage: `Could not resume ${vm} on ${peer.name}.` });
+      return;
+    }
+    const here = await localSide(ctx, uuid);
+    if (here?.state === 'paused') await ctx.run('virsh', buildResumeArgs(ctx.config.libvirtUri, uuid), { timeoutMs: 30_000, failureMessage: `Could not resume ${vm}.` });
+  } catch (e) {
+    ctx.log.warn('a VM paused for its copy could not be resumed', { vm, uuid, error: String(e) });
+  }
 }
 
 async function jobInfo(ctx: NodeContext, uuid: string): Promise<MigrationProgress | null> {

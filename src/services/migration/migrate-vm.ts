@@ -161,7 +161,7 @@ export class VmMigrator {
     let convergence: ConvergencePlan | null = null;
     if (mode === 'live') {
       // Measured only when everything else said go: a refused move costs no link test.
-      convergence = await convergencePreflight(this.ctx, { name: vmName, uuid: vm.uuid, memoryMiB: vm.memoryMiB }, peer, preflight.disks, asked.convergence, preflight.go);
+      convergence = await convergencePreflight(this.ctx, { name: vmName, uuid: vm.uuid, memoryMiB: vm.memoryMiB, domainType: snap.description.type, emulator: snap.description.emulator }, peer, preflight.disks, asked.convergence, preflight.go);
       preflight.checks.push(...convergence.checks);
       preflight.go = preflight.checks.every((c) => c.ok);
     }
@@ -243,7 +243,8 @@ export class VmMigrator {
       this.inventory.invalidate();
       const result = {
         from: this.ctx.config.nodeName, to: peer.name, mode, durationMs: Date.now() - started,
-        downtimeMs: completed?.downtimeMs ?? null,
+        // A VM paused for its whole copy did not run from the pause here to the resume there.
+        downtimeMs: live?.guestPausedMs ?? completed?.downtimeMs ?? null,
         // libvirt's completed statistics: what crossed the wire. The live samples count the
         // disk mirror's progress over the whole virtual size, holes included.
         bytesMoved: (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0) + copiedBytes,
@@ -255,12 +256,12 @@ export class VmMigrator {
         ...(live ? { convergence: convergenceResult(req, live, completed, (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0), Date.now() - started) } : {}),
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
-      const down = result.downtimeMs === null ? '' : `, ${result.downtimeMs} ms downtime`;
+      const down = result.downtimeMs === null ? '' : live?.guestPausedMs != null ? `; it was paused for ${(live.guestPausedMs / 1000).toFixed(1)} s while it moved` : `, ${result.downtimeMs} ms downtime`;
       const verb = mode === 'live' ? 'migrated' : 'moved (offline)';
       return { message: `VM ${name} ${verb} to ${peer.name} in ${(result.durationMs / 1000).toFixed(1)} s${down}.`, result };
     } catch (e) {
       const reached = SWITCH_OVER_STEPS.has(step);
-      const settled = await this.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, job);
+      const settled = await this.settler.settle({ vmName: name, uuid, peer, mode, pausedForCopy: req.convergence?.memoryCopy.mode === 'paused' }, created, ejected, job);
       // Once libvirt has started the VM there, "failed while copying" would be the wrong sentence.
       const why = job.aborted ? `Migration of ${name} to ${peer.name} was aborted.`
         : settled.kind === 'attention' && reached ? `Migration of ${name} to ${peer.name} was interrupted after the switch-over (${describeError(e)}).`
@@ -326,7 +327,7 @@ async function completedStats(peer: PeerNode, uuid: string): Promise<MigrationPr
 /** Policy, cap and prediction as the check answer, the job's params and the page show them. */
 function convergenceView(c: ConvergencePlan | null): Record<string, unknown> {
   if (!c) return {};
-  return { policy: c.choice.policy, bandwidthMiBps: c.choice.bandwidthMiBps, budgetSec: c.budgetSec, prediction: c.prediction, predictionProblems: c.predictionProblems };
+  return { policy: c.choice.policy, bandwidthMiBps: c.choice.bandwidthMiBps, budgetSec: c.budgetSec, memoryCopy: c.memoryCopy, prediction: c.prediction, predictionProblems: c.predictionProblems };
 }
 
 /** The job's result for a live move: what the policy did, beside what the model said (so the model can be judged). */
@@ -338,7 +339,9 @@ function convergenceResult(req: MoveRequest, live: LiveCopyResult, completed: Mi
     iterations: live.iterations,
     maxThrottlePercent: live.maxThrottlePercent,
     downtimeLimitMs: live.downtimeLimitMs,
-    downtimeMs: completed?.downtimeMs ?? null,
+    downtimeMs: live.guestPausedMs ?? completed?.downtimeMs ?? null,
+    memoryCopy: live.memoryCopy,
+    guestPausedMs: live.guestPausedMs,
     postcopy: live.postcopy,
     policyActions: live.actions,
     bytesSent,

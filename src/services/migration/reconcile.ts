@@ -52,7 +52,7 @@ export class MigrationReconciler {
     await this.follow(name, uuid, to, jc);
     const created = createdFilesFrom(job.result?.createdOnDestination);
     const ejected = Array.isArray(job.result?.ejectedMedia) ? (job.result.ejectedMedia as EjectedMedia[]) : [];
-    const settled = await this.migrator.settler.settle({ vmName: name, uuid, peer, mode }, created, ejected, jc);
+    const settled = await this.migrator.settler.settle({ vmName: name, uuid, peer, mode, pausedForCopy: job.result?.pausedForCopy === true }, created, ejected, jc);
     if (settled.kind === 'moved') {
       // libvirt finished the move on its own: remove here only what the plan copied and
       // the destination verifiably holds.

@@ -20,6 +20,8 @@ export interface SettleTarget {
   uuid: string;
   peer: PeerNode;
   mode: 'live' | 'offline';
+  /** kvm-ferry paused the VM for its whole copy (live-copy.ts): a paused destination copy is then the moved VM. */
+  pausedForCopy?: boolean;
 }
 
 export interface Settled {
@@ -47,9 +49,18 @@ export class MoveSettler {
       job.record({ needsAttention: true });
       return { kind: 'attention', note: `libvirt on ${from} could not be asked where VM ${t.vmName} is (${describeError(e)}); nothing was resumed or removed — check both nodes.` };
     }
-    const dest = await peerSideOrUnknown(t.peer, t.uuid, this.ctx.sleep);
-    const verdict = settleInterrupted(t.mode, source, dest, names);
+    let dest = await peerSideOrUnknown(t.peer, t.uuid, this.ctx.sleep);
+    const verdict = settleInterrupted(t.mode, source, dest, names, t.pausedForCopy === true);
     this.inventory.invalidate();
+    if (verdict.kind === 'moved' && verdict.resumeDestination) {
+      const r = await t.peer.virsh(['resume', '--domain', t.uuid], { check: false, timeoutMs: 30_000 }).catch((e: unknown) => ({ exitCode: -1, stderr: describeError(e), stdout: '' }));
+      job.record({ resumedOnDestination: r.exitCode === 0 });
+      if (r.exitCode !== 0) {
+        job.record({ needsAttention: true });
+        return { kind: 'attention', note: `VM ${t.vmName} arrived on ${t.peer.name} paused (it was paused for its copy) and could not be resumed there (${r.stderr.trim()}); resume it there (virsh resume). Nothing was removed.` };
+      }
+      dest = await peerSideOrUnknown(t.peer, t.uuid, this.ctx.sleep);
+    }
     const sides = { source: source ? describeSide(from, source) : `not defined on ${from}`, destination: dest === UNKNOWN ? `unknown (${t.peer.name} unreachable)` : describeSide(t.peer.name, dest) };
     if (verdict.kind === 'moved') {
       job.record({ settledAs: 'moved', sides });

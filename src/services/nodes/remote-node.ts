@@ -50,6 +50,11 @@ export class RemoteNode {
     return this.call('POST', `/api/nodes/${enc(this.name)}/vms/${enc(vm)}/migrate/check`, body);
   }
 
+  /** Its newest jobs for one VM, newest first. */
+  recentJobs(vm: string, limit = 10): Promise<Job[]> {
+    return this.call<Job[]>('GET', `/api/jobs?${new URLSearchParams({ vm, limit: String(limit) }).toString()}`);
+  }
+
   async abortJob(id: number, user: string | null): Promise<Job> {
     return (await this.call<{ job: Job }>('POST', `/api/nodes/${enc(this.name)}/jobs/${id}/abort`, {}, user)).job;
   }
