@@ -18,6 +18,7 @@ import { VmMigrator } from './services/migration/migrate-vm.js';
 import { NodeActions } from './services/nodes/node-actions.js';
 import { MigrationReconciler } from './services/migration/reconcile.js';
 import { LeftoverJanitor } from './services/migration/leftovers.js';
+import { resumeWhenFree } from './services/migration/live-copy.js';
 import { ConsoleService } from './services/console/console-service.js';
 import { VncEndpoints } from './services/console/vnc-endpoint.js';
 import { VmWhereabouts } from './services/console/vm-whereabouts.js';
@@ -97,7 +98,7 @@ export function compose(config: Config, log: Logger, opts: { onCommand?: (r: Com
       jobsRepo.finish(row.id, 'failed', `${message.replace(/…$/, '')} failed; kvm-ferry retries.`, String(e));
       throw e;
     }
-  });
+  }, (uuid) => resumeWhenFree(node.ctx, uuid));
   // Written by the stats daemon (its own process); the manager only reads it.
   const statsDb = openStatsDatabase(config.dataDir);
   const stats = new VmStatsService(new StatsReader(statsDb, config.stats.intervalSec), config.nodeName);

@@ -109,12 +109,14 @@ prepare_migration_certs() {
 		specs+=("$node=$a${v:+,$v}")
 	done
 	rm -rf "$out"
-	"$PROJECT_DIR/scripts/migration-certs.sh" --out "$out" "${specs[@]}" >/dev/null
+	# KFLAB_JOIN=1: the first invite makes the cluster CA and each join issues the joiner's
+	# certificates (as on real servers); only libvirt's directory setting is made here.
+	[[ ${KFLAB_JOIN:-} == 1 ]] || "$PROJECT_DIR/scripts/migration-certs.sh" --out "$out" "${specs[@]}" >/dev/null
 	for node in "${NODES[@]}"; do
 		local d
 		d="$(node_state "$node")/etc-libvirt/pki-migrate"
 		install -d -m 0750 -g libvirt-qemu "$d"
-		install -m 0640 -g libvirt-qemu "$out/$node"/*.pem "$d/"
+		[[ ${KFLAB_JOIN:-} == 1 ]] || install -m 0640 -g libvirt-qemu "$out/$node"/*.pem "$d/"
 		printf '\n# kvm-ferry lab: TLS migration certificates\nmigrate_tls_x509_cert_dir = "/etc/libvirt/pki-migrate"\n' \
 			>>"$(node_state "$node")/etc-libvirt/qemu.conf"
 	done

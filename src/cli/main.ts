@@ -29,12 +29,16 @@ async function main(argv: string[]): Promise<number> {
     } else if (a.startsWith('--')) return fail(`unknown option ${a}; ${USAGE}`);
     else positional.push(a);
   }
-  const service = JoinService.open(loadConfig());
+  const config = loadConfig();
+  // libvirt takes /etc/pki/libvirt-migrate as its migration directory only if it existed when libvirtd started.
+  const RESTART_NOTE = `Migration certificates were made in ${config.migrationTlsDir} from the cluster CA; restart libvirtd once (systemctl restart libvirtd) unless qemu.conf names that directory (migrate_tls_x509_cert_dir).`;
+  const service = JoinService.open(config);
   try {
     switch (cmd) {
       case 'invite': {
         if (positional.length) return fail(USAGE);
         const r = service.invite({ ...(ttlMs ? { ttlMs } : {}), addresses });
+        if (r.certificatesIssued) process.stderr.write(`${RESTART_NOTE}\n`);
         process.stderr.write(`Invite valid until ${new Date(r.expiresAtMs).toISOString()}, for one node. On the new node run:\n  kvm-ferry node join <token>\n`);
         process.stdout.write(`${r.token}\n`);
         return 0;
@@ -42,7 +46,8 @@ async function main(argv: string[]): Promise<number> {
       case 'join': {
         if (positional.length !== 1) return fail('give exactly one token: kvm-ferry node join <token>');
         const r = await service.join(positional[0]!, addresses[0] ? { address: addresses[0] } : {});
-        process.stderr.write(`Joined ${r.inviter}${r.peers.length ? ` and its members ${r.peers.join(', ')}` : ''}.\n`);
+        process.stderr.write(`Joined ${r.inviter}${r.peers.length ? ` and its members ${r.peers.join(', ')}` : ''}.${r.certificates === 'issued' ? ` ${RESTART_NOTE}` : ''}\n`);
+        if (r.certificateProblem) process.stderr.write(`${r.certificateProblem}\n`);
         return 0;
       }
       case 'remove': {

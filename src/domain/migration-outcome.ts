@@ -38,8 +38,10 @@ export const UNKNOWN = 'unknown' as const;
 export function settleInterrupted(mode: 'live' | 'offline', source: SideState | null, dest: SideState | null | typeof UNKNOWN, names: { vm: string; from: string; to: string }, pausedForCopy = false): InterruptedVerdict {
   if (dest === UNKNOWN) {
     // A source that runs was never switched over (libvirt resumes it after a failed
-    // copy, and kills it after a successful one); anything else might have been.
-    if (source && (source.state === 'running' || mode === 'offline')) return { kind: 'not-moved' };
+    // copy, and kills it after a successful one); anything else might have been. A VM
+    // kvm-ferry paused for its whole copy is the current copy while it is still here:
+    // libvirt leaves the destination's paused, and only kvm-ferry resumes it, after success.
+    if (source && (source.state === 'running' || mode === 'offline' || (pausedForCopy && source.state === 'paused'))) return { kind: 'not-moved' };
     return { kind: 'attention', why: `VM ${names.vm} is ${describeSide(names.from, source)} and node ${names.to} cannot be reached to see whether it runs there; do not start it on ${names.from} until you have checked ${names.to}.` };
   }
   const both = `${describeSide(names.from, source)}; ${describeSide(names.to, dest)}`;

@@ -46,7 +46,7 @@ export function nodeJoinApiRoutes(deps: AppDeps): Router {
   });
   r.post('/node/join', async (req, res) => {
     const j = await joinWith(deps, bodyOf(req));
-    deps.log.info('joined a cluster', j);
+    deps.log.info('joined a cluster', { ...j });
     res.json(j);
   });
   r.post('/node/remove', async (req, res) => {

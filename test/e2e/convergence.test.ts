@@ -46,7 +46,8 @@ beforeAll(async () => {
   requireRealLibvirt();
   lab('down');
   lab('up', '2');
-  appendFileSync(`${LAB_STATE}/${B.name}/config.yaml`, 'convergence:\n  emulatedMemoryCopy: live\n');
+  // B: live pre-copy for the strict abort, and a short budget floor so that abort comes soon.
+  appendFileSync(`${LAB_STATE}/${B.name}/config.yaml`, 'convergence:\n  emulatedMemoryCopy: live\n  budgetMinSec: 20\n');
   for (const n of [A, B]) lab('manager', n.name, 'start');
   stageBusyGuest([A, B]);
   lab('shape', A.name, RATE);
@@ -184,7 +185,7 @@ describe('busy emulated guests, paused for their copy', () => {
 
 describe('bandwidth cap', () => {
   it('holds: the idle guest moves at no more than the cap + 10 %', async () => {
-    const capMiBps = 2;
+    const capMiBps = 4;
     const { job, events } = await move(A, IDLE.name, { to: B.name, policy: 'safe', bandwidthMiBps: capMiBps });
     expect(job.state, diag(IDLE.name, job, events)).toBe('ok');
     const c = job.result.convergence;

@@ -20,8 +20,9 @@ const cli = (n: { name: string }, ...args: string[]) => tryInNode(n.name, 'env',
 const peerNames = (n: { name: string }) => [...readFileSync(cfg(n), 'utf8').matchAll(/^ {2}- name: (\S+)$/gm)].map((m) => m[1]).sort();
 const snapshot = () => ALL.map((n) => [n.name, readFileSync(cfg(n), 'utf8'), readFileSync(keys(n), 'utf8')]);
 const VM = 'ferry-joined';
-const counterOn = (node: string): number => {
-  const m = [...tryInNode(node, 'cat', `/var/log/libvirt/qemu/${VM}-serial.log`).out.matchAll(/kvm-ferry-counter (\d+)/g)];
+const VM2 = 'ferry-joined-back';
+const counterOn = (node: string, vm = VM): number => {
+  const m = [...tryInNode(node, 'cat', `/var/log/libvirt/qemu/${vm}-serial.log`).out.matchAll(/kvm-ferry-counter (\d+)/g)];
   return m.length ? Number(m[m.length - 1]![1]) : 0;
 };
 /** ssh from `from` to `to` with `from`'s own peer key, pinning `to`'s host key: does the key still open anything? */
@@ -44,6 +45,7 @@ beforeAll(async () => {
     delete process.env.KFLAB_JOIN_LEAVE_OUT;
   }
   inNode(A.name, 'cp', '/var/cache/kvm-ferry/guest/guest.qcow2', `/var/lib/kvm-ferry/images/${VM}.qcow2`);
+  inNode(B.name, 'cp', '/var/cache/kvm-ferry/guest/guest.qcow2', `/var/lib/kvm-ferry/images/${VM2}.qcow2`);
 }, 300_000);
 
 afterAll(() => {
@@ -65,14 +67,42 @@ describe('a mesh made only with invite tokens', () => {
     expect(nodes.map((x) => `${x.name}:${x.status}`)).toEqual([`${C.name}:up`, `${A.name}:up`, `${B.name}:up`]);
   });
 
-  it('live-migrates a running guest from lab-a to lab-b on that mesh', async () => {
-    const r = await http(A.url, 'POST', `/api/nodes/${A.name}/vms?wait=120`, { name: VM, vcpus: 1, memoryMiB: 128, source: 'import', image: `${VM}.qcow2` });
-    expect(r.json.job?.state, JSON.stringify(r.json)).toBe('ok');
-    await waitFor('the guest to count on A', 90_000, () => counterOn(A.name) >= 3);
-    const before = counterOn(A.name);
-    const m = await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate?wait=180`, { to: B.name, mode: 'live' });
-    expect(m.json.job?.state, JSON.stringify(m.json)).toBe('ok');
-    await waitFor('the counter to continue on B', 60_000, () => counterOn(B.name) > before + 1);
+  it('issued every node its migration certificates from one CA made at the first invite (none were made by hand)', () => {
+    const tls = (n: { name: string }) => `${LAB_STATE}/${n.name}/etc-libvirt/pki-migrate`;
+    const caOfA = readFileSync(`${tls(A)}/ca-cert.pem`, 'utf8');
+    for (const n of [A, B, C]) {
+      expect(readFileSync(`${tls(n)}/ca-cert.pem`, 'utf8'), n.name).toBe(caOfA);
+      // openssl verifies the chain and that the server certificate names the address peers send data to.
+      for (const role of ['server', 'client']) {
+        const v = tryInNode(n.name, 'openssl', 'verify', '-CAfile', '/etc/libvirt/pki-migrate/ca-cert.pem', ...(role === 'server' ? ['-verify_ip', n.addr] : []), `/etc/libvirt/pki-migrate/${role}-cert.pem`);
+        expect(v.out.trim(), `${n.name} ${role}`).toBe(`/etc/libvirt/pki-migrate/${role}-cert.pem: OK`);
+      }
+      // The CA key stays in the node's own data dir, root only; QEMU's group reads the node's keys.
+      expect(tryInNode(n.name, 'stat', '-c', '%a %U', '/var/lib/kvm-ferry/migration-ca/ca-key.pem').out.trim()).toBe('600 root');
+      expect(tryInNode(n.name, 'stat', '-c', '%a %G', '/etc/libvirt/pki-migrate/server-key.pem').out.trim()).toBe('640 libvirt-qemu');
+    }
+  });
+
+  it('live-migrates running guests both ways at once on that mesh (lab-a → lab-b and lab-b → lab-a), over TLS with the certificates join issued', async () => {
+    const made = await Promise.all([
+      http(A.url, 'POST', `/api/nodes/${A.name}/vms?wait=120`, { name: VM, vcpus: 1, memoryMiB: 128, source: 'import', image: `${VM}.qcow2` }),
+      http(B.url, 'POST', `/api/nodes/${B.name}/vms?wait=120`, { name: VM2, vcpus: 1, memoryMiB: 128, source: 'import', image: `${VM2}.qcow2` }),
+    ]);
+    for (const r of made) expect(r.json.job?.state, JSON.stringify(r.json)).toBe('ok');
+    await waitFor('both guests to count', 90_000, () => counterOn(A.name) >= 3 && counterOn(B.name, VM2) >= 3);
+    const before = { ab: counterOn(A.name), ba: counterOn(B.name, VM2) };
+    const [ab, ba] = await Promise.all([
+      http(A.url, 'POST', `/api/nodes/${A.name}/vms/${VM}/migrate?wait=180`, { to: B.name, mode: 'live' }),
+      http(B.url, 'POST', `/api/nodes/${B.name}/vms/${VM2}/migrate?wait=180`, { to: A.name, mode: 'live' }),
+    ]);
+    for (const m of [ab, ba]) {
+      expect(m.json.job?.state, JSON.stringify(m.json)).toBe('ok');
+      expect((m.json.job.params.checks as { id: string; message: string }[]).find((c) => c.id === 'data-transport')?.message).toMatch(/encrypted \(TLS\)/);
+    }
+    // The two ran at the same time: each started before the other ended.
+    const [j1, j2] = [ab.json.job, ba.json.job] as { startedAt: string; endedAt: string }[];
+    expect(Date.parse(j1!.startedAt) < Date.parse(j2!.endedAt) && Date.parse(j2!.startedAt) < Date.parse(j1!.endedAt), JSON.stringify([j1, j2])).toBe(true);
+    await waitFor('the counters to continue where they moved', 60_000, () => counterOn(B.name) > before.ab + 1 && counterOn(A.name, VM2) > before.ba + 1);
   }, 300_000);
 
   it('records a job started through a peer\'s tunnel as that peer, and ignores the label without the pair\'s credential', async () => {
@@ -94,7 +124,7 @@ describe('a mesh made only with invite tokens', () => {
     expect(made.ok, made.out).toBe(true);
     const token = made.out.trim();
     const t = (decodeToken(token) as { token: InviteToken }).token;
-    // The lab's nodes share one migration CA (scripts/migration-certs.sh): the token names it.
+    // The cluster's migration CA (made by lab-a's first invite): the token names it.
     expect(t.caFingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}=$/);
     const before = snapshot();
     const refused = (n: { name: string }, tok: string) => {

@@ -1,6 +1,6 @@
 import '../helpers/lab-instance.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { restoreLabInstanceEnv } from '../helpers/lab-instance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -540,6 +540,15 @@ describe('10. virsh migrate killed (kill -9) right after the switch-over', () =>
   const VM = 'dev-kill';
   const sys = img(`${VM}.qcow2`);
   const data = img(`${VM}-data.raw`);
+
+  // This is about a destination that libvirt already resumed: the live pre-copy path (a KVM
+  // node's). On this QEMU an emulated guest is paused for its whole copy by default, and then
+  // libvirt never resumes the destination, so A's manager copies live for this case only.
+  beforeAll(() => {
+    lab('manager', A.name, 'kill');
+    appendFileSync(`${LAB_STATE}/${A.name}/config.yaml`, 'convergence:\n  emulatedMemoryCopy: live\n');
+    lab('manager', A.name, 'start');
+  }, 90_000);
 
   it('keeps the destination running, does not resume the source, deletes no disk, and settles the job', async () => {
     copyGuestDisk(A.name, sys);

@@ -28,6 +28,8 @@ export async function startTestApp(f: Pick<Fixture, 'uri' | 'imageDir' | 'isoDir
     isoDir: f.isoDir,
     vmNetwork: 'none',
     serialLogDir: 'none',
+    // Never the host's /etc/pki: an invite makes the cluster's migration certificates there.
+    migrationTlsDir: join(f.dataDir, 'pki-migrate'),
     ...overrides,
   });
   const commands: CommandRecord[] = [];

@@ -16,7 +16,7 @@ beforeAll(async () => {
   const join_ = { authorizedKeysFile: keysFile, hostKeyFile: join(f.dataDir, 'host_key.pub'), addresses: ['192.0.2.10'] };
   app = await startTestApp(f, { join: join_ });
   const file = join(f.dataDir, 'config.yaml');
-  writeFileSync(file, JSON.stringify({ nodeName: 'alpha', libvirtUri: f.uri, dataDir: f.dataDir, imageDir: f.imageDir, isoDir: f.isoDir, vmNetwork: 'none', serialLogDir: 'none', join: join_ }));
+  writeFileSync(file, JSON.stringify({ nodeName: 'alpha', libvirtUri: f.uri, dataDir: f.dataDir, imageDir: f.imageDir, isoDir: f.isoDir, vmNetwork: 'none', serialLogDir: 'none', migrationTlsDir: join(f.dataDir, 'pki-migrate'), join: join_ }));
   app.config.source = file;
 });
 afterAll(() => app?.close());

@@ -7,6 +7,9 @@ import { JoinService } from '../../src/services/join/join-service.js';
 import { PeerShell } from '../../src/adapters/ssh/peer-shell.js';
 import { decodeToken, encodeToken } from '../../src/domain/join/token.js';
 import { startLoopbackSshd, type LoopbackSshd } from '../helpers/loopback-sshd.js';
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { certFingerprint } from '../../src/adapters/files/migration-certs.js';
 
 /** One "node": its own sshd (host key, authorized_keys), config file and data dir, all on loopback. */
 interface Node {
@@ -29,7 +32,7 @@ async function makeNode(name: string, nodeName = name): Promise<Node> {
   writeFileSync(config, [
     `# node ${name}: a comment that must survive`,
     `nodeName: ${nodeName}`, 'listenHost: 127.0.0.1', `listenPort: ${8100 + Object.keys(nodes).length}`, `dataDir: ${dataDir}`,
-    `imageDir: ${dataDir}/images`, `isoDir: ${dataDir}/iso`, 'join:', `  authorizedKeysFile: ${sshd.dir}/authorized_keys`,
+    `imageDir: ${dataDir}/images`, `isoDir: ${dataDir}/iso`, `migrationTlsDir: ${dataDir}/pki`, 'join:', `  authorizedKeysFile: ${sshd.dir}/authorized_keys`,
     `  hostKeyFile: ${sshd.dir}/host_key.pub`, `  sshKeyFile: ${dataDir}/peer_ed25519`, '  addresses: [127.0.0.1]', `  sshPort: ${sshd.port}`, '',
   ].join('\n'));
   return { name, sshd, config, dataDir };
@@ -70,7 +73,21 @@ describe('invite / join / remove between real sshds', () => {
   it('b joins a with one token: both pin, install each other restricted, and list each other', async () => {
     const token = await invite(nodes.a!);
     expect(readFileSync(join(nodes.a!.sshd.dir, 'authorized_keys'), 'utf8')).toMatch(/^restrict,expiry-time="\d{14}Z",command=".* --join-invite [\w-]+" ssh-ed25519 \S+ kvm-ferry-invite:/);
-    await joinWith(nodes.b!, token);
+    // The first invite made the cluster CA (a had no certificates) and a's own certificates; the token pins the CA.
+    const caA = readFileSync(join(nodes.a!.dataDir, 'pki', 'ca-cert.pem'), 'utf8');
+    expect((decodeToken(token) as { token: { caFingerprint: string } }).token.caFingerprint).toBe(certFingerprint(caA));
+    expect(await joinWith(nodes.b!, token)).toMatchObject({ inviter: 'a', certificates: 'issued' });
+    // b got the same CA and its own certificates, which verify against it and name b's address.
+    for (const n of [nodes.a!, nodes.b!]) {
+      const pki = join(n.dataDir, 'pki');
+      expect(readFileSync(join(pki, 'ca-cert.pem'), 'utf8')).toBe(caA);
+      for (const role of ['server', 'client']) {
+        const out = execFileSync('openssl', ['verify', '-CAfile', join(pki, 'ca-cert.pem'), ...(role === 'server' ? ['-verify_ip', '127.0.0.1'] : []), join(pki, `${role}-cert.pem`)]).toString().trim();
+        expect(out).toBe(`${join(pki, `${role}-cert.pem`)}: OK`);
+      }
+      expect(statSync(join(n.dataDir, 'migration-ca', 'ca-key.pem')).mode & 0o777).toBe(0o600);
+    }
+    expect(readFileSync(join(nodes.b!.dataDir, 'pki', 'server-key.pem'), 'utf8')).not.toBe(readFileSync(join(nodes.a!.dataDir, 'pki', 'server-key.pem'), 'utf8'));
     expect(peersOf(nodes.a!)).toEqual(['b']);
     expect(peersOf(nodes.b!)).toEqual(['a']);
     const akeys = readFileSync(join(nodes.a!.sshd.dir, 'authorized_keys'), 'utf8');
@@ -107,6 +124,8 @@ describe('invite / join / remove between real sshds', () => {
     expect(await joinWith(nodes.dup!, encodeToken({ ...t, secret: 'B'.repeat(43) })).catch((e: Error) => e.message)).toMatch(/did not accept this invite's key/);
     expect(await joinWith(nodes.dup!, encodeToken({ ...t, hostKey: nodes.a!.sshd.otherHostKey.split(' ').slice(0, 2).join(' ') })).catch((e: Error) => e.message)).toMatch(/does not match the one in the token/);
     expect(await joinWith(nodes.dup!, fresh, () => t.expiresAtMs + 1).catch((e: Error) => e.message)).toMatch(/expired/);
+    // Another CA's fingerprint in an otherwise valid token: refused by a before it writes anything.
+    expect(await joinWith(nodes.dup!, encodeToken({ ...t, caFingerprint: `SHA256:${'A'.repeat(43)}=` })).catch((e: Error) => e.message)).toMatch(/is not this cluster's .*the token was altered or is from another cluster/);
     // dup is named "b", which a already has.
     expect(await joinWith(nodes.dup!, fresh).catch((e: Error) => e.message)).toMatch(/"b" is already taken/);
     expect(snapshot()).toEqual(afterInvite);

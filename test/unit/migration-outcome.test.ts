@@ -29,6 +29,9 @@ describe('where a VM is after an interrupted migration', () => {
     expect(settleInterrupted('live', null, s('paused', 'user'), names).kind).toBe('attention');
     // Still here: the paused copy there is a half-arrived one and is never resumed.
     expect(settleInterrupted('live', s('paused', 'user'), s('paused', 'incoming migration'), names, true)).toEqual({ kind: 'not-moved' });
+    // Destination unreachable (a cut link): the source kvm-ferry paused is still the current copy.
+    expect(settleInterrupted('live', s('paused', 'user'), UNKNOWN, names, true)).toEqual({ kind: 'not-moved' });
+    expect(settleInterrupted('live', s('paused', 'user'), UNKNOWN, names).kind).toBe('attention');
   });
 
   it('live: still here, not running there (paused incoming or absent) → not moved', () => {

@@ -119,6 +119,11 @@ export class JobsRepository {
     return (this.db.prepare("SELECT * FROM jobs WHERE kind = 'migrate' AND state = 'failed' AND json_extract(result, '$.cleanupPending') = 1 ORDER BY id").all() as JobRow[]).map(toJob);
   }
 
+  /** Failed moves whose VM, paused for its copy, could not be resumed yet (libvirt still held it). */
+  withPendingResume(): Job[] {
+    return (this.db.prepare("SELECT * FROM jobs WHERE kind = 'migrate' AND state = 'failed' AND json_extract(result, '$.resumePending') = 1 ORDER BY id").all() as JobRow[]).map(toJob);
+  }
+
   /** Ends a job that never ran: a refusal is recorded like any outcome. */
   refused(input: Parameters<JobsRepository['start']>[0], message: string, detail: string | null): Job {
     const job = this.start(input);

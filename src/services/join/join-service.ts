@@ -26,6 +26,7 @@ import { readIfExists, writeFileAtomic } from '../../adapters/files/atomic-file.
 import { updateConfigPeers } from '../../adapters/files/config-peers.js';
 import { CREDENTIAL_RE, setPeerCredential } from '../../adapters/files/peer-credentials.js';
 import { migrationCaFingerprint } from '../../adapters/files/ca-fingerprint.js';
+import { certFingerprint, createClusterCa, hasNodeCertificates, issueNodeCertificates, readClusterCa, storeClusterCa, type ClusterCa } from '../../adapters/files/migration-certs.js';
 import { AppError } from '../../errors.js';
 import { decodeToken, encodeToken, type InviteToken } from '../../domain/join/token.js';
 import {
@@ -53,6 +54,14 @@ export function forcedCommandFor(configFile: string): ForcedCommand {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
   return { nodeBin: process.execPath, peerShell: resolve(dir, 'dist/src/peer-shell/main.js'), configFile };
+}
+
+export interface JoinResult {
+  inviter: string;
+  peers: string[];
+  /** This node's migration certificates: issued from the cluster CA the inviter sent, kept (already from it), none sent, or failed. */
+  certificates: 'issued' | 'kept' | 'none' | 'failed';
+  certificateProblem?: string;
 }
 
 export class JoinService {
@@ -101,11 +110,15 @@ export class JoinService {
    * The manager under its systemd unit cannot (ProtectSystem/ProtectHome), the CLI as root can.
    */
   private assertWritable(): void {
-    for (const p of [this.configPath, this.config.join.authorizedKeysFile]) {
-      const target = existsSync(p) ? p : dirname(p);
+    const c = this.config;
+    const certs = c.dataTransport === 'tls' ? [join(c.migrationTlsDir, 'ca-cert.pem'), join(c.dataDir, 'migration-ca', 'ca-cert.pem')] : [];
+    for (const p of [this.configPath, c.join.authorizedKeysFile, ...certs]) {
+      // The file, and the nearest directory that exists (a missing one is made there).
+      let dir = dirname(p);
+      while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
       try {
-        accessSync(target, constants.W_OK);
-        accessSync(dirname(p), constants.W_OK);
+        if (existsSync(p)) accessSync(p, constants.W_OK);
+        accessSync(dir, constants.W_OK);
       } catch {
         refuse(`This process may not write ${p} (a manager under its systemd unit keeps it read-only); run the kvm-ferry command as root on this node instead.`);
       }
@@ -113,10 +126,11 @@ export class JoinService {
   }
 
   /** Makes an invite: a DB row with the secret's hash, the bootstrap key line, and the token. */
-  invite(opts: { ttlMs?: number; addresses?: string[] } = {}): { token: string; expiresAtMs: number; id: string } {
+  invite(opts: { ttlMs?: number; addresses?: string[] } = {}): { token: string; expiresAtMs: number; id: string; certificatesIssued: boolean } {
     this.assertWritable();
     const me = this.selfInfo(opts.addresses?.[0]);
     const addresses = opts.addresses?.length ? opts.addresses : [me.address, ...this.config.join.addresses.filter((a) => a !== me.address)];
+    const certificatesIssued = this.ensureIssuer(addresses);
     const id = randomBytes(9).toString('base64url');
     const secret = randomBytes(32).toString('base64url');
     const created = this.now();
@@ -127,11 +141,11 @@ export class JoinService {
     // Lines of used or expired invites go too (sshd already refuses the expired ones).
     const live = new Set(this.invites.active(created).map((i) => i.id));
     this.editAuthorizedKeys((text) => replaceKeyLines(pruneInviteLines(text, live), { tag: inviteKeyTag(id) }, [inviteKeyLine(id, key.publicKey, expiresAtMs, this.fc)]));
-    return { token: encodeToken(t), expiresAtMs, id };
+    return { token: encodeToken(t), expiresAtMs, id, certificatesIssued };
   }
 
   /** The joiner's side: `kvm-ferry node join <token>`. */
-  async join(tokenText: string, opts: { address?: string } = {}): Promise<{ inviter: string; peers: string[] }> {
+  async join(tokenText: string, opts: { address?: string } = {}): Promise<JoinResult> {
     const decoded = decodeToken(tokenText);
     if (!decoded.ok) refuse(decoded.reason);
     const t = (decoded as { token: InviteToken }).token;
@@ -149,11 +163,11 @@ export class JoinService {
     let answerText = '';
     let usedAddress = '';
     try {
-      ({ stdout: answerText, address: usedAddress } = await this.askInviter(t, keyFile, JSON.stringify({ secret: t.secret, joiner: me })));
+      ({ stdout: answerText, address: usedAddress } = await this.askInviter(t, keyFile, JSON.stringify({ secret: t.secret, joiner: me, caFingerprint: t.caFingerprint })));
     } finally {
       rmSync(keyFile, { force: true });
     }
-    let raw: { inviter?: unknown; peers?: unknown };
+    let raw: { inviter?: unknown; peers?: unknown; ca?: unknown };
     try {
       raw = JSON.parse(answerText) as typeof raw;
     } catch {
@@ -176,11 +190,54 @@ export class JoinService {
     }
     const ok = checkInviterAnswer(t.node, inviter, t.hostKey, c.nodeName, peers);
     if (!ok.ok) refuse(ok.reason);
+    const clusterCa = receivedCa(raw, t.caFingerprint, t.node);
     // Reach the inviter where this node just reached it (e.g. its tunnel address), not where it thinks it is.
     const all = [{ ...inviter, address: usedAddress }, ...peers];
     this.addPeers(all);
     for (const [name, cred] of credentials) setPeerCredential(c.dataDir, name, cred);
-    return { inviter: inviter.name, peers: peers.map((p) => p.name) };
+    let certificates: JoinResult['certificates'] = 'none';
+    let certificateProblem: string | undefined;
+    if (clusterCa) {
+      // The members hold this node now: a failure here must not undo the join, it is said instead.
+      try {
+        certificates = this.installCluster(clusterCa, [me.address, ...c.join.addresses]);
+      } catch (e) {
+        certificates = 'failed';
+        certificateProblem = `This node's migration certificates could not be made in ${c.migrationTlsDir} (${(e as Error).message.split('\n')[0]}); make them with scripts/migration-certs.sh, or set dataTransport: plain.`;
+      }
+    }
+    return { inviter: inviter.name, peers: peers.map((p) => p.name), certificates, ...(certificateProblem ? { certificateProblem } : {}) };
+  }
+
+  /**
+   * The inviter can issue certificates when it holds the cluster CA's key; a node with
+   * neither a CA nor certificates makes the CA at its first invite (and its own
+   * certificates). Certificates made by hand (scripts/migration-certs.sh, the CA key kept
+   * elsewhere) stay as they are: joiners then get theirs the same way.
+   */
+  private ensureIssuer(addresses: string[]): boolean {
+    const c = this.config;
+    if (c.dataTransport !== 'tls') return false;
+    let ca = readClusterCa(c.dataDir);
+    const installed = migrationCaFingerprint(c.migrationTlsDir);
+    if (!ca && installed) return false;
+    try {
+      ca ??= createClusterCa(c.dataDir, c.nodeName);
+      if (hasNodeCertificates(c.migrationTlsDir) && installed === certFingerprint(ca.certPem)) return false;
+      issueNodeCertificates(ca, c.migrationTlsDir, c.nodeName, unique(addresses));
+      return true;
+    } catch (e) {
+      return refuse(`Could not make the cluster's migration certificates in ${c.migrationTlsDir} (${(e as Error).message.split('\n')[0]}); fix that, or set dataTransport: plain.`, (e as Error).message);
+    }
+  }
+
+  /** The joiner keeps the cluster CA (so it can invite too) and issues its own certificates for its addresses. */
+  private installCluster(ca: ClusterCa, addresses: string[]): 'issued' | 'kept' {
+    const c = this.config;
+    storeClusterCa(c.dataDir, ca);
+    if (hasNodeCertificates(c.migrationTlsDir) && migrationCaFingerprint(c.migrationTlsDir) === certFingerprint(ca.certPem)) return 'kept';
+    issueNodeCertificates(ca, c.migrationTlsDir, c.nodeName, unique(addresses));
+    return 'issued';
   }
 
   private async askInviter(t: InviteToken, keyFile: string, body: string): Promise<{ stdout: string; address: string }> {
@@ -213,12 +270,16 @@ export class JoinService {
 
   /** The inviter's side of a join (the peer shell's join verb, run by the bootstrap key). */
   async handleJoin(inviteId: string, stdin: string): Promise<string> {
-    let req: { secret?: unknown; joiner?: unknown };
+    let req: { secret?: unknown; joiner?: unknown; caFingerprint?: unknown };
     try {
       req = JSON.parse(stdin) as typeof req;
     } catch {
       return refuse('The join request is not readable.');
     }
+    // A token whose CA fingerprint was changed on the way is refused here, before anything is
+    // written, rather than by the joiner after this node has taken it in.
+    const ownCa = migrationCaFingerprint(this.config.migrationTlsDir);
+    if (typeof req.caFingerprint === 'string' && req.caFingerprint !== ownCa) refuse(`The token's migration CA (${req.caFingerprint || 'none'}) is not this cluster's (${ownCa || 'none'}); the token was altered or is from another cluster.`);
     const joiner = parsePeerInfo(req.joiner, 'The new node');
     if ('error' in joiner) return refuse(joiner.error);
     const invite = this.invites.get(inviteId);
@@ -256,7 +317,10 @@ export class JoinService {
     this.reloadConfig(updateConfigPeers(this.configPath, (peers) => [...peers, peerConfigFor(joiner, c.join.sshKeyFile)]));
     const credential = newCredential();
     setPeerCredential(c.dataDir, joiner.name, credential);
-    return JSON.stringify({ inviter: { ...me, credential }, peers: vouched });
+    // The cluster CA goes to the new node over this pinned, token-authenticated channel; it
+    // checks it against the fingerprint in its token and issues its own certificates.
+    const ca = c.dataTransport === 'tls' ? readClusterCa(c.dataDir) : null;
+    return JSON.stringify({ inviter: { ...me, credential }, peers: vouched, ...(ca ? { ca: { cert: ca.certPem, key: ca.keyPem } } : {}) });
   }
 
   /** A member's side of an introduction (peer shell verb, run by the inviter's peer key). */
@@ -352,4 +416,21 @@ export async function readStdin(stream: NodeJS.ReadableStream = process.stdin): 
     if (s.length > MAX_STDIN) refuse('The request on stdin is too large.');
   }
   return s;
+}
+
+const unique = (xs: string[]) => [...new Set(xs.filter(Boolean))];
+
+/** The CA in an inviter's answer, only if it is the one the token names. */
+function receivedCa(raw: { ca?: unknown }, tokenFp: string, inviter: string): ClusterCa | null {
+  const ca = raw.ca as { cert?: unknown; key?: unknown } | undefined;
+  if (!ca || typeof ca.cert !== 'string' || typeof ca.key !== 'string') return null;
+  let fp = '';
+  try {
+    fp = certFingerprint(ca.cert);
+  } catch {
+    return refuse(`${inviter} sent a migration CA certificate that cannot be read; nothing was written here.`);
+  }
+  if (!tokenFp || fp !== tokenFp) refuse(`${inviter} sent a migration CA (${fp}) that is not the one in the token (${tokenFp || 'none'}); refusing to install it.`);
+  if (!/^-----BEGIN [A-Z ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z ]*PRIVATE KEY-----\s*$/.test(ca.key)) refuse(`${inviter} sent a migration CA key that cannot be read; nothing was written here.`);
+  return { certPem: ca.cert, keyPem: ca.key };
 }

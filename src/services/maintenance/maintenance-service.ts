@@ -130,7 +130,11 @@ export class MaintenanceService {
       this.repo.setState(this.node, 'maintenance', { summary: sentence });
     } else {
       const left = this.repo.awayFrom(this.node);
-      this.repo.setState(this.node, left.length ? 'maintenance' : 'normal', { summary: left.length ? `${sentence} ${left.length} VM(s) still away; End maintenance tries again.` : sentence });
+      // A VM the plan could not bring home is said with its reason, not only counted.
+      const unplanned = (this.repo.get(this.node).plan?.entries ?? []).filter((e) => e.action !== 'move');
+      const why = unplanned.length ? ` Not brought home: ${unplanned.map((e) => `${e.vm} (${e.reason ?? 'no reason given'})`).join('; ')}` : '';
+      this.repo.setState(this.node, left.length ? 'maintenance' : 'normal', { summary: left.length ? `${sentence}${why} ${left.length} VM(s) still away; End maintenance tries again.` : sentence });
+      return sentence + why;
     }
     return sentence;
   }

@@ -59,7 +59,7 @@ export class MaintenancePlanner {
     for (const h of homes) byPeer.set(h.awayOn, [...(byPeer.get(h.awayOn) ?? []), h]);
     for (const [node, hs] of byPeer) {
       const peer = this.peers.get(node);
-      const listed = peer ? await peer.remote.listVms().catch(() => null) : null;
+      const listed = peer ? await listWithRetries(peer) : null;
       for (const h of hs) {
         const vm = listed?.find((v) => v.uuid === h.uuid);
         if (vm) found.push({ vm, on: node });
@@ -138,4 +138,16 @@ async function checkedPlan(req: PlanRequest, check: Check, perLink: number): Pro
     if (!refusals.some(Boolean)) return plan;
   }
   return planEvacuation(req, perLink);
+}
+
+/** A peer's VM list; a blip (a dropped tunnel) is tried again before a VM is given up as lost. */
+async function listWithRetries(peer: PeerNode, tries = 3): Promise<Vm[] | null> {
+  for (let i = 1; ; i++) {
+    try {
+      return await peer.remote.listVms();
+    } catch {
+      if (i >= tries) return null;
+      await new Promise((r) => setTimeout(r, 1500 * i));
+    }
+  }
 }

@@ -34,6 +34,15 @@ export async function removeLeftovers(peer: PeerNode, l: Leftovers): Promise<{ l
   return { left };
 }
 
+/** What resuming a VM paused for a failed copy came to: busy = libvirt still holds it, try again. */
+export type ResumeOutcome = 'resumed' | 'running' | 'gone' | 'busy';
+
+const RESUME_NOTES: Record<Exclude<ResumeOutcome, 'busy'>, string> = {
+  resumed: 'kvm-ferry resumed the VM once libvirt had wound its cancelled copy down',
+  running: 'the VM was already running again',
+  gone: 'the VM is no longer on this node, or no longer paused by kvm-ferry',
+};
+
 /**
  * Retries the cleanup of failed migrations whose destination was unreachable at the
  * time (a cut link): once the peer answers again, what the job created there goes.
@@ -49,6 +58,8 @@ export class LeftoverJanitor {
     private readonly log: Logger,
     /** Runs `work` holding the VM's job lock (null: the VM is busy, try later). */
     private readonly withVmLock: <T>(vm: string, what: string, work: () => Promise<T>) => Promise<T | null> = async (_vm, _what, work) => work(),
+    /** Resumes a VM kvm-ferry paused for a copy that failed, once libvirt no longer holds it. */
+    private readonly resumeWhenFree: (uuid: string) => Promise<ResumeOutcome> = async () => 'gone',
   ) {}
 
   start(intervalMs: number): void {
@@ -66,6 +77,14 @@ export class LeftoverJanitor {
     this.running = true;
     let settled = 0;
     try {
+      for (const job of this.repo.withPendingResume()) {
+        const uuid = typeof job.params.uuid === 'string' ? job.params.uuid : '';
+        const outcome = uuid ? await this.resumeWhenFree(uuid).catch(() => 'busy' as const) : 'gone';
+        if (outcome === 'busy') continue;
+        this.repo.mergeResult(job.id, { resumePending: false, resumeNote: RESUME_NOTES[outcome], ...(outcome === 'resumed' ? { resumedAt: new Date().toISOString() } : {}) });
+        if (outcome === 'resumed') this.log.info('resumed a VM paused for a failed copy', { jobId: job.id, vm: job.vm });
+        settled++;
+      }
       for (const job of this.repo.withPendingCleanup()) {
         const l = job.result?.leftovers as Leftovers | undefined;
         if (l && !Array.isArray(l.created)) l.created = [];

@@ -77,6 +77,11 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     job.record({ pausedForCopy: true });
     job.progress({ step: step(), phase: 'disk-copy', percent: 0, paused: true }, `${vm} is paused for its copy to ${peer.name}…`);
   }
+  if (job.aborted) {
+    // Asked while the VM was being paused, before libvirt had a job to abort.
+    if (pausedAt !== null) await resumePaused(ctx, peer, uuid, vm, 'source');
+    throw new AppError('LIBVIRT_FAILED', `the migration of ${vm} was aborted before it started.`);
+  }
   const started = Date.now();
   const migrating = ctx.run('virsh', args, { timeoutMs: MIGRATE_TIMEOUT_MS, signal: killer.signal, failureMessage: `Migration of ${vm} to ${peer.name} failed while copying.` });
   const settled = { done: false };
@@ -108,10 +113,17 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     }
   };
 
+  let abortsSent = 0;
   while (!settled.done) {
     await Promise.race([migrating.catch(() => undefined), ctx.sleep(PROGRESS_INTERVAL_MS)]);
     if (settled.done) break;
     const p = await jobInfo(ctx, uuid);
+    // An abort asked before libvirt had started its job found nothing to abort: ask again
+    // now that the job exists (a few times, then the kill after EXIT_AFTER_ABORT_MS decides).
+    if (job.aborted && p && abortsSent < 5) {
+      abortsSent++;
+      await ctx.run('virsh', buildJobAbortArgs(uri, uuid), { timeoutMs: 30_000, check: false });
+    }
     if (p) {
       if (!downtimeSet && !paused) {
         // The job exists now: the policy's starting downtime replaces QEMU's default of 300 ms.
@@ -244,7 +256,9 @@ async function resumePaused(ctx: NodeContext, peer: PeerNode, uuid: string, vm: 
       return;
     }
     const here = await localSide(ctx, uuid);
-    if (here?.state === 'paused') await ctx.run('virsh', buildResumeArgs(ctx.config.libvirtUri, uuid), { timeoutMs: 30_000, failureMessage: `Could not resume ${vm}.` });
+    // A cancelled copy's job that libvirt still winds down (a cut link) holds the VM: the settle
+    // step and then the janitor resume it once it lets go.
+    if (here?.state === 'paused' && !(await hasActiveJob(ctx, uuid))) await ctx.run('virsh', buildResumeArgs(ctx.config.libvirtUri, uuid), { timeoutMs: 30_000, failureMessage: `Could not resume ${vm}.` });
   } catch (e) {
     ctx.log.warn('a VM paused for its copy could not be resumed', { vm, uuid, error: String(e) });
   }
@@ -266,4 +280,15 @@ export async function hasActiveJob(ctx: NodeContext, uuid: string): Promise<bool
   if (r.exitCode !== 0) return /state change lock|Timed out during operation/i.test(r.stderr);
   const type = /^Job type:\s*(\S+)/m.exec(r.stdout)?.[1] ?? 'None';
   return type !== 'None' && type !== '0';
+}
+
+/** For the janitor: resumes a VM paused for a copy that failed, once libvirt has no job on it any more. */
+export async function resumeWhenFree(ctx: NodeContext, uuid: string): Promise<'resumed' | 'running' | 'gone' | 'busy'> {
+  const side = await localSide(ctx, uuid);
+  if (!side) return 'gone';
+  if (side.state === 'running') return 'running';
+  if (side.state !== 'paused') return 'gone';
+  if (await hasActiveJob(ctx, uuid)) return 'busy';
+  const r = await ctx.run('virsh', buildResumeArgs(ctx.config.libvirtUri, uuid), { check: false, timeoutMs: 30_000 });
+  return r.exitCode === 0 ? 'resumed' : 'busy';
 }

@@ -8,6 +8,7 @@ import { removeLeftovers, type Leftovers } from './leftovers.js';
 import type { CreatedFile } from './remote-files.js';
 import { localSide, peerSideOrUnknown } from './vm-sides.js';
 import { reinsertMedia } from './media.js';
+import { hasActiveJob } from './live-copy.js';
 
 export interface EjectedMedia {
   target: string;
@@ -75,14 +76,22 @@ export class MoveSettler {
 
   private async restore(t: SettleTarget, source: SideState, created: CreatedFile[], ejected: EjectedMedia[], job: Pick<JobContext, 'record'>): Promise<string> {
     const from = this.ctx.config.nodeName;
-    if (source.state === 'paused') {
+    // While libvirt still holds a cancelled copy's job, a resume would only wait 30 s for its lock.
+    const stillHeld = t.pausedForCopy === true && (await hasActiveJob(this.ctx, t.uuid).catch(() => false));
+    if (source.state === 'paused' && !stillHeld) {
       await this.ctx.run('virsh', ['-c', this.ctx.config.libvirtUri, 'resume', '--domain', t.uuid], { check: false, timeoutMs: 30_000 });
     }
     const now = (await localSide(this.ctx, t.uuid).catch(() => source)) ?? source;
     const running = now.state === 'running';
     const mediaProblems = ejected.length ? await reinsertMedia(this.ctx, t.uuid, ejected, running) : [];
     const media = ejected.length ? (mediaProblems.length ? ` ${mediaProblems.join('; ')}.` : ' Its ejected media were put back.') : '';
-    const where = `VM ${t.vmName} is still ${running ? 'running' : now.state} on ${from} with its disks intact.${media}`;
+    // libvirt keeps a cancelled copy's job until the destination answers (a cut link): the VM
+    // kvm-ferry paused cannot be resumed before that. The janitor resumes it then.
+    const held = !running && now.state === 'paused' && t.pausedForCopy === true;
+    if (held) job.record({ resumePending: true });
+    const where = held
+      ? `VM ${t.vmName} is paused on ${from} with its disks intact until libvirt there winds down the cancelled copy; kvm-ferry resumes it then.${media}`
+      : `VM ${t.vmName} is still ${running ? 'running' : now.state} on ${from} with its disks intact.${media}`;
     const leftovers: Leftovers = { peer: t.peer.name, vm: t.vmName, uuid: t.uuid, created };
     try {
       const { left } = await removeLeftovers(t.peer, leftovers);
