@@ -95,8 +95,9 @@ async function main() {
 
     // The dirty rate as kvm-ferry's pre-flight measures it (unshaped link), and a link a
     // quarter of it: plain pre-copy resends the working set forever.
-    const m = (await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${BUSY.name}/migrate/check`, { to: B.name, mode: 'live' })).json.prediction;
-    if (!m) throw new Error('the pre-flight made no prediction (measurement failed?)');
+    const pre = (await http(A.url, 'POST', `/api/nodes/${A.name}/vms/${BUSY.name}/migrate/check`, { to: B.name, mode: 'live' })).json;
+    const m = pre.prediction;
+    if (!m) throw new Error(`the pre-flight made no prediction: ${JSON.stringify(pre.predictionProblems ?? pre)}`);
     const dirtyMBps = m.dirtyBps / 1e6;
     const mbit = Math.max(8, Math.min(200, Math.floor((m.dirtyBps * 8) / 4 / 1e6)));
     say(`busy guest dirties ${dirtyMBps.toFixed(1)} MB/s (64 MiB working set, TCG); link shaped to ${mbit} mbit/s (${(mbit / 8).toFixed(2)} MB/s) each way`);
