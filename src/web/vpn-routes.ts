@@ -10,13 +10,13 @@ export function vpnApiRoutes(deps: AppDeps): Router {
   });
   r.post('/vpn/start', async (_req, res) => {
     const vpn = await deps.vpn.start();
-    deps.inventory.vpnChanged();
+    await deps.inventory.vpnChanged();
     deps.log.info('vpn started', { pid: vpn.pid, address: vpn.address });
     res.json(vpn);
   });
   r.post('/vpn/stop', async (_req, res) => {
     const vpn = await deps.vpn.stop();
-    deps.inventory.vpnChanged();
+    await deps.inventory.vpnChanged();
     deps.log.info('vpn stopped');
     res.json(vpn);
   });
@@ -30,7 +30,7 @@ export function vpnPageRoutes(deps: AppDeps): Router {
     r.post(`/vpn/${verb}`, async (_req, res) => {
       try {
         await (verb === 'start' ? deps.vpn.start() : deps.vpn.stop());
-        deps.inventory.vpnChanged();
+        await deps.inventory.vpnChanged();
         deps.log.info(`vpn ${verb === 'start' ? 'started' : 'stopped'} from the page`);
         res.redirect(303, '/');
       } catch (e) {

@@ -85,9 +85,18 @@ export class Inventory {
    * The VPN was started or stopped here: its panel and every peer reached through it change
    * now, so re-read them (a page drawn next waits for this, like after a job).
    */
-  vpnChanged(): void {
-    this.track(this.vpnStatus.refresh());
+  /**
+   * The VPN was started or stopped here: the VPN panel is read again before this resolves
+   * (at most `maxMs`), so the page drawn next shows the new state — the peers behind the
+   * tunnel are re-read in the background, within the page's usual wait.
+   */
+  async vpnChanged(maxMs = 5_000): Promise<void> {
+    const own = this.vpnStatus.refresh();
+    this.track(own);
     for (const p of this.deps.peers.all()) this.track(this.cache.refresh(p.name));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([own.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, maxMs)))]);
+    clearTimeout(timer);
   }
 
   /** The peers were re-read from the config file (join/remove): follow the new list. */
