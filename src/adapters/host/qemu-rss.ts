@@ -22,6 +22,11 @@ export class QemuRss {
     return kib;
   }
 
+  /** The running VM's QEMU process id, or null (checked against its command line). */
+  pidOf(name: string): Promise<number | null> {
+    return this.findPid(name);
+  }
+
   private async findPid(name: string): Promise<number | null> {
     const text = await readFile(join(this.pidDir, `${name}.pid`), 'utf8').catch(() => null);
     const pid = text && /^\d+$/.test(text.trim()) ? Number(text.trim()) : null;

@@ -81,8 +81,8 @@ export interface PausedForecastInput {
   budgetSec: number;
 }
 
-/** QEMU's setup and the destination's start, on top of the bytes (seen on the lab: ~1 s). */
-const PAUSED_SETUP_SEC = 1;
+/** QEMU's setup, the destination's start and the move's own steps, on top of the bytes (lab: 3.4–3.7 s). */
+const PAUSED_SETUP_SEC = 3;
 
 /** One pass with nothing re-dirtied: the whole move is the pause. */
 export function pausedForecast(i: PausedForecastInput): { totalSec: number; pauseSec: number; converges: boolean } {

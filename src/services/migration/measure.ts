@@ -3,6 +3,7 @@ import { describeError } from '../../errors.js';
 import { buildDirtyRateCalcArgs, buildDirtyRateStatsArgs, parseDirtyRateStats } from '../../adapters/virsh/convergence-args.js';
 import { measureLink } from '../../adapters/ssh/link-test.js';
 import { QemuRss } from '../../adapters/host/qemu-rss.js';
+import { nonZeroRamShare } from '../../adapters/host/ram-sample.js';
 import type { NodeContext } from '../node-context.js';
 import type { PeerNode } from './peer-nodes.js';
 
@@ -11,7 +12,7 @@ export interface Measurements {
   dirtyBps: number | null;
   /** Bytes/s the data path to the peer carried in the link test; null when it failed. */
   linkBps: number | null;
-  /** RSS of the VM's QEMU process (what its first memory pass really sends, at most). */
+  /** What its first memory pass really sends: the non-zero part of its RAM (sampled), else QEMU's RSS. */
   touchedRamBytes: number | null;
   /** Why a figure is missing, one sentence each. */
   problems: string[];
@@ -25,7 +26,7 @@ const POLL_MS = 250;
  * The pre-flight measurements, a few seconds and bounded: the dirty rate and the link test
  * run at the same time (the link test loads the host's CPU a little, not the guest's memory).
  */
-export async function measureForMigration(ctx: NodeContext, vm: { name: string; uuid: string }, peer: PeerNode): Promise<Measurements> {
+export async function measureForMigration(ctx: NodeContext, vm: { name: string; uuid: string; memoryMiB?: number }, peer: PeerNode): Promise<Measurements> {
   const started = Date.now();
   const problems: string[] = [];
   const [dirty, link, rss] = await Promise.all([
@@ -42,7 +43,23 @@ export async function measureForMigration(ctx: NodeContext, vm: { name: string; 
     ),
     new QemuRss().rssKiB(vm.name).catch(() => null),
   ]);
-  return { dirtyBps: dirty, linkBps: link, touchedRamBytes: rss === null ? null : rss * 1024, problems, durationMs: Date.now() - started };
+  return { dirtyBps: dirty, linkBps: link, touchedRamBytes: await ramToSend(vm, rss), problems, durationMs: Date.now() - started };
+}
+
+/**
+ * What the memory copy really sends: the non-zero part of the guest's RAM, sampled from its
+ * QEMU process (adapters/host/ram-sample.ts), never more than what QEMU holds resident; the
+ * resident size alone when the sample cannot be taken.
+ */
+async function ramToSend(vm: { name: string; memoryMiB?: number }, rssKiB: number | null): Promise<number | null> {
+  const rss = rssKiB === null ? null : rssKiB * 1024;
+  if (!vm.memoryMiB) return rss;
+  const ram = vm.memoryMiB * 1024 * 1024;
+  const pid = await new QemuRss().pidOf(vm.name).catch(() => null);
+  const share = pid === null ? null : nonZeroRamShare(pid, ram);
+  if (share === null) return rss;
+  const sampled = Math.round(share * ram);
+  return rss === null ? sampled : Math.min(rss, sampled);
 }
 
 async function dirtyRate(ctx: NodeContext, uuid: string): Promise<number> {
