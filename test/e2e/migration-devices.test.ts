@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { http, inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes, tryInNode, type LabNode } from '../helpers/lab.js';
 import {
-  blkSource, copyGuestDisk, counterOn, createImage, defineVm, domains, domstate, exists, followJob, GUEST, getJob, IMAGES, migrateCheck,
+  blkSource, copyGuestDisk, counterOn, createImage, defineVm, domains, domstate, exists, followJob, GUEST, getJob, IMAGES, insertMedia, migrateCheck,
   nvramPath, OVMF_CODE, OVMF_VARS, readPattern, refusal, removeShapeFiles, removeVm, serialLog, sh, sha256, startMigration, virsh, writePattern, type MigrateBody, type VmShape,
 } from '../helpers/lab-vm-shapes.js';
 
@@ -237,7 +237,7 @@ describe('4. a CD-ROM whose ISO is only on the source', () => {
     isoSum = sha256(A.name, iso);
     defineVm(A.name, { name: VM, disks: [{ path: sys, format: 'qcow2', target: 'vda' }], cdroms: [{ target: 'hdc', path: null }] });
     virsh(A.name, 'start', VM);
-    virsh(A.name, 'change-media', VM, 'hdc', iso, '--insert', '--live', '--config');
+    await insertMedia(A.name, VM, 'hdc', iso);
     expect(blkSource(A.name, VM, 'hdc')).toBe(iso);
     await waitFor(`${VM} to count on A`, 60_000, () => counterOn(A.name, VM) >= 1);
 
@@ -272,7 +272,7 @@ describe('4. a CD-ROM whose ISO is only on the source', () => {
   it('moves back live with the same ISO present on both nodes: decision present, the ISO stays inserted and is kept on both', async () => {
     inNode(B.name, 'cp', `${GUEST}/guest.iso`, iso);
     expect(sha256(B.name, iso)).toBe(isoSum);
-    virsh(B.name, 'change-media', VM, 'hdc', iso, '--insert', '--live', '--config');
+    await insertMedia(B.name, VM, 'hdc', iso);
     const check = await migrateCheck(B, VM, { to: A.name, mode: 'live' });
     expect(check.go, JSON.stringify(check.json)).toBe(true);
     expect(check.item('cdrom:hdc')).toMatchObject({ decision: 'present', path: iso });

@@ -30,6 +30,21 @@ export const removeShapeFiles = (): void => rmSync(xmlDir, { recursive: true, fo
 
 export const virsh = (node: string, ...args: string[]): string => inNode(node, 'virsh', '-q', '-c', 'qemu:///system', ...args);
 export const tryVirsh = (node: string, ...args: string[]) => tryInNode(node, 'virsh', '-q', '-c', 'qemu:///system', ...args);
+
+/**
+ * `virsh change-media --insert --live --config`, as an admin does it, tried again for a few
+ * seconds: right after `virsh start` the guest's firmware may still hold the tray.
+ */
+export async function insertMedia(node: string, vm: string, target: string, iso: string): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 15; i++) {
+    const r = tryVirsh(node, 'change-media', vm, target, iso, '--insert', '--live', '--config');
+    if (r.ok) return;
+    last = r.out;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+  throw new Error(`change-media ${vm} ${target} on ${node} kept failing: ${last}`);
+}
 export const sh = (node: string, script: string): string => inNode(node, 'bash', '-c', script);
 
 export interface DiskSpec {

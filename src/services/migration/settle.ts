@@ -10,6 +10,9 @@ import { localSide, peerSideOrUnknown } from './vm-sides.js';
 import { reinsertMedia } from './media.js';
 import { hasActiveJob } from './live-copy.js';
 
+/** How long a failed move waits for libvirt to let go of the VM it paused before leaving it to the janitor. */
+const HELD_WAIT_MS = 10_000;
+
 export interface EjectedMedia {
   target: string;
   path: string;
@@ -74,10 +77,21 @@ export class MoveSettler {
     return { kind: 'not-moved', note: await this.restore(t, source!, created, ejected, job) };
   }
 
+  /** True while libvirt still runs a job on the VM after `maxMs` (checked every second). */
+  private async heldAfter(uuid: string, maxMs: number): Promise<boolean> {
+    const until = Date.now() + maxMs;
+    for (;;) {
+      if (!(await hasActiveJob(this.ctx, uuid).catch(() => false))) return false;
+      if (Date.now() >= until) return true;
+      await this.ctx.sleep(1000);
+    }
+  }
+
   private async restore(t: SettleTarget, source: SideState, created: CreatedFile[], ejected: EjectedMedia[], job: Pick<JobContext, 'record'>): Promise<string> {
     const from = this.ctx.config.nodeName;
     // While libvirt still holds a cancelled copy's job, a resume would only wait 30 s for its lock.
-    const stillHeld = t.pausedForCopy === true && (await hasActiveJob(this.ctx, t.uuid).catch(() => false));
+    // An abort winds down within seconds; only a cut link keeps it longer (then the janitor resumes).
+    const stillHeld = t.pausedForCopy === true && source.state === 'paused' && (await this.heldAfter(t.uuid, HELD_WAIT_MS));
     if (source.state === 'paused' && !stillHeld) {
       await this.ctx.run('virsh', ['-c', this.ctx.config.libvirtUri, 'resume', '--domain', t.uuid], { check: false, timeoutMs: 30_000 });
     }
