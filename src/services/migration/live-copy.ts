@@ -78,8 +78,8 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     job.progress({ step: step(), phase: 'disk-copy', percent: 0, paused: true }, `${vm} is paused for its copy to ${peer.name}…`);
   }
   if (job.aborted) {
-    // Asked while the VM was being paused, before libvirt had a job to abort.
-    if (pausedAt !== null) await resumePaused(ctx, peer, uuid, vm, 'source');
+    // Asked while the VM was being paused, before libvirt had a job to abort. The failure's
+    // settle step (settle.ts) resumes it here, as after any failed move.
     throw new AppError('LIBVIRT_FAILED', `the migration of ${vm} was aborted before it started.`);
   }
   const started = Date.now();
@@ -157,8 +157,8 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
   try {
     await migrating;
   } catch (e) {
-    // Failed: the VM is still here. The destination is never touched (a half-arrived copy there is paused too).
-    if (pausedAt !== null) await resumePaused(ctx, peer, uuid, vm, 'source');
+    // Failed: the VM is still here, and the settle step resumes it (waiting for libvirt to let
+    // go of it). The destination is never resumed: a half-arrived copy there is paused too.
     if (budgetReason !== null) {
       const perGiB = `${ctx.config.convergence.budgetSecPerGiB} s per GiB of RAM and disk`;
       throw new AppError('LIBVIRT_FAILED', `${budgetReason} (${s.policy} policy, ${perGiB}), so it was stopped`, { cause: e, detail: (e as AppError).detail ?? String(e) });
@@ -169,7 +169,7 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     throw e;
   }
   if (pausedAt !== null) {
-    await resumePaused(ctx, peer, uuid, vm, 'destination');
+    await resumeArrived(peer, uuid, vm, ctx);
     result.guestPausedMs = Date.now() - pausedAt;
   }
   if (result.last && elapsedSec > 0) result.averageBps = Math.round(result.last.dataProcessedBytes / elapsedSec);
@@ -242,25 +242,16 @@ function headline(vm: string, to: string, v: ProgressView): string {
 }
 
 /**
- * Resumes a VM kvm-ferry paused for its copy: on the destination after libvirt finished the
- * move, on the source after a failed one. Only the side that holds the VM by then is
- * touched: a failed move can leave a paused, half-arrived copy on the destination, which
- * must never run. Best effort: verification (or the settle after a failure) then finds a
- * VM that is not running and says so.
+ * Resumes, where it arrived, a VM kvm-ferry paused for its copy, once libvirt finished the
+ * move (libvirt leaves it paused there). Best effort: verification then finds a VM that is
+ * not running and says so. A failed move is resumed on the source by the settle step.
  */
-async function resumePaused(ctx: NodeContext, peer: PeerNode, uuid: string, vm: string, side: 'source' | 'destination'): Promise<void> {
+async function resumeArrived(peer: PeerNode, uuid: string, vm: string, ctx: NodeContext): Promise<void> {
   try {
-    if (side === 'destination') {
-      const there = await peerSide(peer, uuid);
-      if (there?.state === 'paused') await peer.virsh(['resume', '--domain', uuid], { timeoutMs: 30_000, failureMessage: `Could not resume ${vm} on ${peer.name}.` });
-      return;
-    }
-    const here = await localSide(ctx, uuid);
-    // A cancelled copy's job that libvirt still winds down (a cut link) holds the VM: the settle
-    // step and then the janitor resume it once it lets go.
-    if (here?.state === 'paused' && !(await hasActiveJob(ctx, uuid))) await ctx.run('virsh', buildResumeArgs(ctx.config.libvirtUri, uuid), { timeoutMs: 30_000, failureMessage: `Could not resume ${vm}.` });
+    const there = await peerSide(peer, uuid);
+    if (there?.state === 'paused') await peer.virsh(['resume', '--domain', uuid], { timeoutMs: 30_000, failureMessage: `Could not resume ${vm} on ${peer.name}.` });
   } catch (e) {
-    ctx.log.warn('a VM paused for its copy could not be resumed', { vm, uuid, error: String(e) });
+    ctx.log.warn('a VM paused for its copy could not be resumed where it arrived', { vm, uuid, peer: peer.name, error: String(e) });
   }
 }
 
