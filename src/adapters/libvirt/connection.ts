@@ -22,7 +22,13 @@ export class LibvirtConnection {
   private opening: Promise<Hypervisor> | null = null;
   private readonly limit: CallLimit;
 
-  constructor(readonly uri: string, readonly timeoutMs = DEFAULT_LIBVIRT_TIMEOUT_MS, limit?: CallLimit) {
+  constructor(
+    readonly uri: string,
+    readonly timeoutMs = DEFAULT_LIBVIRT_TIMEOUT_MS,
+    limit?: CallLimit,
+    // Tests hand in a scripted binding to hold calls the way a stopped libvirtd does.
+    private readonly newBinding: (uri: string) => Hypervisor = (uri) => new Hypervisor({ uri }),
+  ) {
     this.limit = limit ?? new CallLimit(bindingSlots());
   }
 
@@ -62,7 +68,7 @@ export class LibvirtConnection {
   async close(): Promise<void> {
     const h = this.hypervisor;
     this.hypervisor = null;
-    if (h) await h.connectClose().catch(() => undefined);
+    if (h) await handleOf(h)?.close();
   }
 
   private async isAlive(h: Hypervisor): Promise<boolean> {
@@ -76,26 +82,27 @@ export class LibvirtConnection {
 
   private drop(h: Hypervisor): void {
     if (this.hypervisor === h) this.hypervisor = null;
-    // Not awaited: on a hung libvirtd the close blocks too, and nothing waits for it.
-    h.connectClose().catch(() => undefined);
+    // Not awaited: on a hung libvirtd the close waits for the stuck calls, and nothing waits for it.
+    void handleOf(h)?.close();
   }
 
   private open(): Promise<Hypervisor> {
     if (this.hypervisor) return Promise.resolve(this.hypervisor);
     if (!this.opening) {
       this.opening = (async () => {
-        const raw = new Hypervisor({ uri: this.uri });
+        // The open runs on the handle too: a timed-out open still finishes on its thread
+        // later, and only then may the connection it made be closed.
+        const h = new OpenHandle(this.newBinding(this.uri), this.limit, this.timeoutMs).hypervisor;
         try {
-          await this.limit.run(() => raw.connectOpen(), this.timeoutMs, 'opening the connection');
+          await h.connectOpen();
         } catch (e) {
-          raw.connectClose().catch(() => undefined);
+          void handleOf(h)?.close();
           if (isNoAnswer(e)) throw e;
           throw new AppError('LIBVIRT_UNREACHABLE', `Cannot connect to libvirt at ${this.uri}; check that libvirtd is running on this node.`, {
             detail: describeError(e),
             cause: e,
           });
         }
-        const h = limited(raw, this.limit, this.timeoutMs);
         this.hypervisor = h;
         return h;
       })().finally(() => {
@@ -110,13 +117,68 @@ export function isNoAnswer(e: unknown): boolean {
   return e instanceof AppError && e.code === 'LIBVIRT_UNREACHABLE' && e.message.startsWith('libvirt does not answer');
 }
 
-/** The same Hypervisor, each method call going through the limit with a timeout. */
-function limited(raw: Hypervisor, limit: CallLimit, timeoutMs: number): Hypervisor {
-  return new Proxy(raw, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (typeof v !== 'function' || typeof prop !== 'string') return v;
-      return (...args: unknown[]) => limit.run(() => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args), timeoutMs, `libvirt ${prop}`);
-    },
-  });
+const handles = new WeakMap<Hypervisor, OpenHandle>();
+const handleOf = (h: Hypervisor) => handles.get(h);
+
+/**
+ * One open binding connection, used through `hypervisor`: the same Hypervisor, each method
+ * call going through the limit with a timeout.
+ *
+ * The binding's connectClose is a bare virConnectClose on the pointer it keeps (never
+ * cleared), and libvirt's connection-level calls hold no reference of their own. So a close
+ * while a call is still blocked on the connection (every call a SIGSTOPped libvirtd holds),
+ * or a second close of the same handle (each failed call used to drop it), frees the
+ * connection under a running thread: when libvirtd resumed, the manager died with no
+ * JavaScript error. Here a handle is closed once, only after its last running call
+ * returned, and no call starts on it once a close was asked.
+ */
+class OpenHandle {
+  readonly hypervisor: Hypervisor;
+  private running = 0;
+  private closeAsked = false;
+  private closed: Promise<void> | null = null;
+
+  constructor(private readonly raw: Hypervisor, private readonly limit: CallLimit, private readonly timeoutMs: number) {
+    this.hypervisor = new Proxy(raw, {
+      get: (target, prop, receiver) => {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function' || typeof prop !== 'string') return v;
+        if (prop === 'connectClose') return () => this.close();
+        const what = prop === 'connectOpen' ? 'opening the connection' : `libvirt ${prop}`;
+        return (...args: unknown[]) => limit.run(() => this.start(() => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args)), timeoutMs, what);
+      },
+    });
+    handles.set(this.hypervisor, this);
+  }
+
+  /** Asks for the close; it happens when no call runs on the connection any more. */
+  close(): Promise<void> {
+    this.closeAsked = true;
+    return this.closeWhenIdle();
+  }
+
+  private start<T>(call: () => Promise<T>): Promise<T> {
+    // A call that waited for a slot while the handle was dropped must not touch it.
+    if (this.closeAsked) return Promise.reject(new AppError('LIBVIRT_UNREACHABLE', 'The libvirt connection was closed after a failure; try again.'));
+    this.running++;
+    let p: Promise<T>;
+    try {
+      p = call();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    return p.finally(() => {
+      this.running--;
+      if (this.closeAsked) void this.closeWhenIdle();
+    });
+  }
+
+  private closeWhenIdle(): Promise<void> {
+    if (this.running > 0) return Promise.resolve();
+    this.closed ??= this.limit.run(() => this.raw.connectClose(), this.timeoutMs, 'libvirt connectClose').then(
+      () => undefined,
+      () => undefined,
+    );
+    return this.closed;
+  }
 }
