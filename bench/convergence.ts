@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { http, inNode, lab, LAB_SCRIPT, labNodes, LAB_STATE, type LabNode } from '../test/helpers/lab.js';
+import { http, inNode, lab, LAB_SCRIPT, labNodes, meshLibvirtUri, type LabNode } from '../test/helpers/lab.js';
 import { domains } from '../test/helpers/lab-vm-shapes.js';
 import { counterOf, stageBusyGuest, startBusyVm } from '../test/helpers/lab-busy-guest.js';
 
@@ -43,7 +43,7 @@ const where = (vm: string): [LabNode, LabNode] => (domains(A.name).includes(vm) 
 /** Plain virsh from the VM's node to the other (encrypted, like the lab's kvm-ferry); aborted after capS. */
 async function plainVirsh(vm: string, capS: number): Promise<{ done: boolean; s: number; out: string }> {
   const [from, to] = where(vm);
-  const destUri = `qemu+libssh2://root@${to.addr}/system?keyfile=${LAB_STATE}/id_ed25519&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey`;
+  const destUri = meshLibvirtUri(from, to);
   const args = ['exec', from.name, 'virsh', '-c', 'qemu:///system', 'migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource', '--tls',
     '--migrateuri', `tcp://${to.addr}`, '--disks-uri', `tcp://${to.addr}`, '--listen-address', to.addr, '--domain', vm, '--desturi', destUri];
   const t0 = Date.now();

@@ -12,7 +12,7 @@
  * Targets: dest_alloc_ratio ≤ 1.1, physical_ratio ≤ 1.3, wall_ratio ≤ 1.0, downtime_ms ≤ 300, tls_wall_ratio ≤ 1.3.
  */
 import { appendFileSync } from 'node:fs';
-import { http, inNode, lab, labNodes, LAB_STATE } from '../test/helpers/lab.js';
+import { http, inNode, lab, labNodes, LAB_STATE, meshLibvirtUri } from '../test/helpers/lab.js';
 
 const RATE = '1gbit';
 const BANDWIDTH_BPS = 1e9 / 8;
@@ -57,8 +57,7 @@ async function main() {
     say(`kvm-ferry: job ${ferryWallS.toFixed(2)} s (request incl. pre-flight ${ferryRequestS.toFixed(2)} s), downtime ${job.result.downtimeMs} ms, moved ${(job.result.bytesMoved / 2 ** 20).toFixed(0)} MiB, source alloc ${(srcAlloc / 2 ** 20).toFixed(1)} MiB, destination alloc ${(ferryDest / 2 ** 20).toFixed(1)} MiB`);
 
     // Plain virsh back to A: libvirt creates the destination disk itself.
-    const keyfile = `${LAB_STATE}/id_ed25519`;
-    const destUri = `qemu+libssh2://root@${A.addr}/system?keyfile=${keyfile}&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey`;
+    const destUri = meshLibvirtUri(B, A);
     // libvirt pre-creates a missing destination disk only inside a storage pool (virt-install
     // made one for the image directory when the VM was created on A); refreshed, so the pool
     // no longer lists the disk kvm-ferry removed from A after its migration.

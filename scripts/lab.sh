@@ -12,6 +12,10 @@
 #   --nat NODE puts NODE in a private subnet behind a NAT router and joins all
 #   nodes with an OpenVPN tunnel (scripts/lab/vpn.sh). KFLAB_INSTANCE=2…9 runs a
 #   second lab beside the default one (other names, subnets and dirs).
+#   The nodes are meshed as real servers are: the first invites each other one and it
+#   joins with the token (kvm-ferry node invite/join: restricted peer keys, pinned host
+#   keys, migration certificates from the cluster CA). KFLAB_JOIN=0 writes the peers
+#   into the configs instead, with the lab's own unrestricted key (lab-smoke tests that).
 #
 # Node i is lab-<a…e> at 10.77.0.(10+i)/24: its own network namespace
 # (kflab-<x>, veth to bridge kflab0 in namespace kflab-sw), its own mount and

@@ -14,6 +14,8 @@ if [[ -n $LAB_INSTANCE && ! $LAB_INSTANCE =~ ^[2-9]$ ]]; then
 fi
 readonly LAB_INSTANCE
 LAB_IDX=${LAB_INSTANCE:-1}
+# Meshed by invite/join unless KFLAB_JOIN=0 (see scripts/lab.sh).
+export KFLAB_JOIN=${KFLAB_JOIN:-1}
 readonly NS_PREFIX=kflab$LAB_INSTANCE
 readonly LAB_RUN=/run/kvm-ferry-lab$LAB_INSTANCE
 readonly LAB_STATE=/var/lib/kvm-ferry-lab$LAB_INSTANCE

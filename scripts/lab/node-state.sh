@@ -122,29 +122,19 @@ prepare_migration_certs() {
 	done
 }
 
-# The lab key as a peer's key. With KFLAB_PEER_SHELL=1 it is restricted to
-# kvm-ferry-peer-shell (scripts/peer-key.sh), the fence a real node has (test/e2e/peer-shell);
-# otherwise it opens a shell, as before: the peer shell costs a Node start (~0.6–1 s under
-# load) per command, and the other lab files are not yet timed with it.
-# Peers tunnel to the manager at the node's address (or its tunnel address behind the NAT).
+# KFLAB_JOIN=1 (the default): a fresh server, no key of anyone; invite/join installs the
+# peers' restricted keys (lab_join_mesh). KFLAB_JOIN=0: the lab key opens a shell on every
+# node, the peers are written into the configs (lab-smoke's plain-virsh plumbing).
 install_lab_peer_key() {
 	local node=$1 S
 	S=$(node_state "$node")
-	# KFLAB_JOIN=1: a fresh server, no key of anyone; invite/join installs the peers' keys (lab_join_mesh).
 	if [[ ${KFLAB_JOIN:-} == 1 ]]; then
 		: >"$S/ssh/authorized_keys"
 		chmod 0600 "$S/ssh/authorized_keys"
-		return
-	fi
-	if [[ ${KFLAB_PEER_SHELL:-} != 1 ]]; then
+	else
 		cp "$LAB_KEY.pub" "$S/ssh/authorized_keys"
 		chmod 0644 "$S/ssh/authorized_keys"
-		return
 	fi
-	local args=(--manager "$(node_addr "$node"):$MANAGER_PORT")
-	[[ -z $(nat_node) ]] || args+=(--manager "$(node_vpn_addr "$node"):$MANAGER_PORT")
-	"$PROJECT_DIR/scripts/peer-key.sh" "${args[@]}" --config "$S/config.yaml" --root "$PROJECT_DIR" \
-		--install "$S/ssh/authorized_keys" "$LAB_KEY.pub"
 }
 
 # The kvm-ferry config of one node: every other node is a peer.

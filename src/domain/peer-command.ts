@@ -5,6 +5,8 @@
  * must match one of the shapes kvm-ferry's own steps use, with every path inside the
  * node's image/data directories. Anything else is refused: no shell ever sees the string.
  */
+import { isIP } from 'node:net';
+import { LINK_SINK_MAX_SEC, LINK_SINK_PERL, LINK_SINK_PORTS } from './link-sink.js';
 
 export interface PeerCommandPolicy {
   /** Where a peer may create, write and remove files (imageDir, dataDir, isoDir, libvirt's images and NVRAM dirs). */
@@ -105,6 +107,8 @@ const uuid = (w: string) => UUID.test(w);
 const pool = (w: string) => POOL.test(w);
 const bytes = (w: string) => BYTES.test(w);
 const host = (w: string) => HOST.test(w) && !w.includes('..');
+const ipLiteral = (w: string) => isIP(w) !== 0;
+const intIn = (min: number, max: number) => (w: string) => /^[0-9]{1,5}$/.test(w) && Number(w) >= min && Number(w) <= max;
 
 /** virsh subcommands (after `virsh -c qemu:///system`) the manager asks a peer. Read-only, except removing a leftover of a failed move and resuming a VM paused for its copy, by UUID. */
 const VIRSH: Matcher[] = [
@@ -152,6 +156,9 @@ const PROGRAMS: Record<string, Matcher[]> = {
   rm: [shape('-f', '--', file)],
   ls: [shape('-1', '/sys/class/net')],
   getent: [shape('ahosts', host)],
+  // link-test.ts: the pre-flight's timed transfer, exactly this sink (listens on one
+  // address and port from libvirt's migration range, reads, prints a count); no other Perl.
+  perl: [shape('-e', LINK_SINK_PERL, ipLiteral, intIn(LINK_SINK_PORTS.min, LINK_SINK_PORTS.max), intIn(1, LINK_SINK_MAX_SEC))],
   // A harmless identity probe (the lab's and an operator's "does the key work" check).
   hostname: [shape()],
 };
@@ -170,6 +177,7 @@ export const PROGRAM_PATHS: Record<string, string> = {
   rm: '/usr/bin/rm',
   ls: '/usr/bin/ls',
   getent: '/usr/bin/getent',
+  perl: '/usr/bin/perl',
   hostname: '/usr/bin/hostname',
 };
 

@@ -114,8 +114,13 @@ function xmlFile(xml: string): string {
   return f;
 }
 
+// This file tests the lab's own plumbing (namespaces, sshd, plain virsh between nodes) with
+// the lab key; the other lab files mesh their nodes by invite/join as real servers are.
+const joinBefore = process.env.KFLAB_JOIN;
+
 beforeAll(() => {
   requireLabPrereqs();
+  process.env.KFLAB_JOIN = '0';
   lab(['up', '2'], { timeoutMs: 180_000 });
 });
 
@@ -123,6 +128,8 @@ afterAll(() => {
   try {
     lab(['down'], { timeoutMs: 120_000 });
   } finally {
+    if (joinBefore === undefined) delete process.env.KFLAB_JOIN;
+    else process.env.KFLAB_JOIN = joinBefore;
     rmSync(tmp, { recursive: true, force: true });
   }
 });

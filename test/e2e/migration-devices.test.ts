@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { restoreLabInstanceEnv } from '../helpers/lab-instance.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
-import { http, inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes, tryInNode, type LabNode } from '../helpers/lab.js';
+import { http, inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes, meshLibvirtUri, tryInNode, type LabNode } from '../helpers/lab.js';
 import {
   blkSource, copyGuestDisk, counterOn, createImage, defineVm, domains, domstate, exists, followJob, GUEST, getJob, IMAGES, insertMedia, migrateCheck,
   nvramPath, OVMF_CODE, OVMF_VARS, readPattern, refusal, removeShapeFiles, removeVm, serialLog, sh, sha256, startMigration, virsh, writePattern, type MigrateBody, type VmShape,
@@ -445,7 +445,7 @@ describe('7. a UEFI VM (OVMF) whose NVRAM changed before the move', () => {
     expect(sha256(A.name, nv)).not.toBe(inQemu);
     tryInNode(B.name, 'rm', '-f', disk);
     createImage(B.name, disk, 'qcow2', 64);
-    const destUri = `qemu+libssh2://root@${B.addr}/system?keyfile=${LAB_STATE}/id_ed25519&known_hosts=${LAB_STATE}/known_hosts&sshauth=privkey`;
+    const destUri = meshLibvirtUri(A, B);
     virsh(A.name, 'migrate', '--live', '--copy-storage-all', '--persistent', '--undefinesource',
       '--migrateuri', `tcp://${B.addr}`, '--disks-uri', `tcp://${B.addr}`, '--listen-address', B.addr, '--domain', VM, '--desturi', destUri);
     expect(domstate(B.name, VM)).toMatch(/^running/);

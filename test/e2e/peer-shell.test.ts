@@ -1,24 +1,27 @@
 import { restoreLabInstanceEnv } from '../helpers/lab-instance.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt } from '../helpers/lab-prereqs.js';
 import { inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes } from '../helpers/lab.js';
 
 /**
- * With KFLAB_PEER_SHELL=1 the lab installs its key the way a peer's key is installed on a real node
- * (scripts/peer-key.sh: restrict, permitopen, command=kvm-ferry-peer-shell). Through
- * lab-a's real ssh to lab-b's real sshd: a general command is refused, said on stderr,
- * exits non-zero and leaves a line in lab-b's peer-shell log; kvm-ferry's own steps run.
+ * The lab's nodes are meshed by invite/join, so lab-a's peer key is installed on lab-b the
+ * way it is on real servers (restrict, permitopen, command=kvm-ferry-peer-shell). Through
+ * lab-a's real ssh with that key to lab-b's real sshd: a general command is refused, said
+ * on stderr, exits non-zero and leaves a line in lab-b's peer-shell log; kvm-ferry's own
+ * steps run.
  */
 const [A, B] = labNodes(2) as [ReturnType<typeof labNodes>[number], ReturnType<typeof labNodes>[number]];
-const KEY = `${LAB_STATE}/id_ed25519`;
+const KEY = '/var/lib/kvm-ferry/peer_ed25519';
+/** B's host key pinned at its address, as the join pinned it in A's config. */
+const KNOWN = `${LAB_STATE}/${A.name}/kvm-ferry/probe_known_hosts`;
 const LOG = `${LAB_STATE}/${B.name}/kvm-ferry/peer-shell.log`;
 const IMG = '/var/lib/kvm-ferry/images/peer-shell-probe.qcow2';
 
-/** `ssh root@B <command>` from A with the lab key; the command string goes to sshd as is. */
+/** `ssh root@B <command>` from A with A's peer key; the command string goes to sshd as is. */
 function sshToB(command: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('bash', [LAB_SCRIPT, 'exec', A.name, 'ssh', '-i', KEY, '-o', `UserKnownHostsFile=${LAB_STATE}/known_hosts`, '-o', 'GlobalKnownHostsFile=/dev/null',
+  const r = spawnSync('bash', [LAB_SCRIPT, 'exec', A.name, 'ssh', '-i', KEY, '-o', `UserKnownHostsFile=${KNOWN}`, '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10', `root@${B.addr}`, command], { encoding: 'utf8', timeout: 60_000, input: '' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -27,13 +30,8 @@ const logLines = (): string[] => (existsSync(LOG) ? readFileSync(LOG, 'utf8').sp
 beforeAll(() => {
   requireRealLibvirt();
   lab('down');
-  // This lab installs its key restricted (the other lab files do not yet: see scripts/lab/node-state.sh).
-  process.env.KFLAB_PEER_SHELL = '1';
-  try {
-    lab('up', '2');
-  } finally {
-    delete process.env.KFLAB_PEER_SHELL;
-  }
+  lab('up', '2');
+  writeFileSync(KNOWN, `${B.addr} ${readFileSync(`${LAB_STATE}/${B.name}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
   inNode(B.name, 'qemu-img', 'create', '-q', '-f', 'qcow2', IMG, '64M');
 });
 
@@ -68,7 +66,7 @@ describe('the restricted peer key', () => {
   });
 
   it('refuses an interactive login', () => {
-    const r = spawnSync('bash', [LAB_SCRIPT, 'exec', A.name, 'ssh', '-i', KEY, '-o', `UserKnownHostsFile=${LAB_STATE}/known_hosts`, '-o', 'BatchMode=yes', `root@${B.addr}`],
+    const r = spawnSync('bash', [LAB_SCRIPT, 'exec', A.name, 'ssh', '-i', KEY, '-o', `UserKnownHostsFile=${KNOWN}`, '-o', 'BatchMode=yes', `root@${B.addr}`],
       { encoding: 'utf8', timeout: 60_000, input: 'id\n' });
     expect(r.status).toBe(126);
     expect(r.stdout).not.toContain('uid=');

@@ -19,7 +19,6 @@ import { inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, LAB_PRIV_NET, LAB_STATE, LAB
 const A = { name: 'lab-a', url: `http://${LAB_NET}.11:8080`, tun: `${LAB_VPN_NET}.1` };
 const B = { name: 'lab-b', url: `http://${LAB_NAT_PUBLIC_ADDR}:8080`, tun: `${LAB_VPN_NET}.12`, priv: `${LAB_PRIV_NET}.12` };
 const VM = 'kfvp-live';
-const KEY = `${LAB_STATE}/id_ed25519`;
 const tmp = mkdtempSync(join(tmpdir(), 'kfvp-'));
 
 const counterOn = (node: string): number => {
@@ -30,8 +29,17 @@ const tunBytes = (node: string): { rx: number; tx: number } => {
   const s = JSON.parse(inNode(node, 'ip', '-j', '-s', 'link', 'show', 'dev', 'kfvpn0'))[0].stats64;
   return { rx: s.rx.bytes, tx: s.tx.bytes };
 };
-const sshFrom = (node: string, addr: string) =>
-  tryInNode(node, 'ssh', '-i', KEY, '-o', `UserKnownHostsFile=${LAB_STATE}/known_hosts`, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', `root@${addr}`, 'hostname');
+/**
+ * ssh from `node` to `target` at `addr` with `node`'s peer key (the nodes were joined by
+ * invite/join through the tunnel), `target`'s host key pinned at that address, running a step
+ * the peer shell allows: it answers only if it is really `target` and the key is accepted.
+ */
+const sshFrom = (node: string, target: string, addr: string) => {
+  const kh = `${LAB_STATE}/${node}/kvm-ferry/probe_known_hosts`;
+  writeFileSync(kh, `${addr} ${readFileSync(`${LAB_STATE}/${target}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+  return tryInNode(node, 'ssh', '-i', '/var/lib/kvm-ferry/peer_ed25519', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', `root@${addr}`, "'df' '-B1' '--output=avail' '--' '/var/lib/kvm-ferry/images'");
+};
 const peerStatus = async (from: string, peer: string) => ((await http(from, 'GET', '/api/nodes')).json as { name: string; status: string; reason?: string }[]).find((n) => n.name === peer);
 
 let browser: Browser | null = null;
@@ -102,10 +110,13 @@ describe('OpenVPN between a public node and a node behind NAT', () => {
     const route = tryInNode(A.name, 'ip', 'route', 'get', B.priv);
     expect(route.ok).toBe(false);
     expect(route.out).toMatch(/unreachable/i);
-    expect(sshFrom(A.name, B.priv).ok).toBe(false);
+    expect(sshFrom(A.name, B.name, B.priv).ok).toBe(false);
     expect(inNode(A.name, 'ip', 'route', 'get', B.tun)).toMatch(/dev kfvpn0/);
-    expect(sshFrom(A.name, B.tun).out.trim()).toBe(B.name);
-    expect(sshFrom(B.name, A.tun).out.trim()).toBe(A.name);
+    for (const [from, to, addr] of [[A.name, B.name, B.tun], [B.name, A.name, A.tun]] as const) {
+      const r = sshFrom(from, to, addr);
+      expect(r.ok, `${from} → ${to} at ${addr}: ${r.out}`).toBe(true);
+      expect(r.out).toMatch(/Avail\s+\d+/);
+    }
   });
 
   it('shows the tunnel on both nodes: server with B connected, client with its pushed address', async () => {

@@ -1,5 +1,6 @@
 import { freshHttp } from './fresh-http.js';
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // import.meta.url, not __dirname: benches load this under plain Node (tsx), not only vitest.
@@ -55,4 +56,17 @@ export function tryInNode(node: string, ...cmd: string[]): { ok: boolean; out: s
 export async function http(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const r = await freshHttp(base, method, path, body);
   return { status: r.status, json: r.json };
+}
+
+/**
+ * A libvirt URI from inside `from` to `to`'s libvirtd for a plain `virsh migrate` (the
+ * benches' baseline), over the same SSH account kvm-ferry uses: the lab's nodes are joined by
+ * invite/join, so it is the node's restricted peer key and the host keys the join pinned
+ * (the file the manager writes from its peers[]; the manager must have started once).
+ */
+export function meshLibvirtUri(from: LabNode, to: LabNode): string {
+  const knownHosts = `${LAB_STATE}/${from.name}/kvm-ferry/peers_known_hosts`;
+  const q = new URLSearchParams({ keyfile: '/var/lib/kvm-ferry/peer_ed25519', known_hosts: '/var/lib/kvm-ferry/peers_known_hosts', sshauth: 'privkey' });
+  if (!existsSync(knownHosts)) throw new Error(`${from.name} has no ${knownHosts}: start its manager once (lab.sh up --with-manager)`);
+  return `qemu+libssh2://root@${to.addr}/system?${q.toString()}`;
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkPeerCommand, parseWords, pathAllowed } from '../../src/domain/peer-command.js';
 import { quoteArgv } from '../../src/adapters/ssh/shell-quote.js';
 import { buildCreateArgs, buildInfoArgs } from '../../src/adapters/qemu-img/qemu-img.js';
+import { LINK_SINK_PERL } from '../../src/adapters/ssh/link-test.js';
 
 const policy = { dirs: ['/var/lib/libvirt/images', '/var/lib/kvm-ferry', '/var/lib/kvm-ferry/iso', '/var/lib/libvirt/qemu/nvram'], readDirs: ['/var/cache/kvm-ferry', '/usr/share/OVMF'] };
 const IMG = '/var/lib/libvirt/images/web 1.qcow2';
@@ -89,6 +90,9 @@ describe('checkPeerCommand: every command kvm-ferry sends a peer is allowed', ()
     sent('sha256sum', '--', '/usr/share/OVMF/OVMF_CODE_4M.fd'),
     sent('dd', 'if=/dev/null', 'of=/var/lib/libvirt/qemu/nvram/dev-uefi_VARS.fd', 'conv=excl', 'status=none'),
     'hostname',
+    // The pre-flight's link test (what measureLink sends: the fixed sink, the peer's data address, a port, a deadline).
+    sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '49152', '8'),
+    sent('perl', '-e', LINK_SINK_PERL, 'fd00::12', '49215', '8'),
   ];
   it.each(real)('%s', (cmd) => {
     const v = allowed(cmd);
@@ -131,6 +135,11 @@ describe('checkPeerCommand: anything else is refused with a sentence', () => {
     // libvirt's helper script with anything changed is just sh: refused.
     "sh -c 'which virt-ssh-helper 1>/dev/null 2>&1; if test $? = 0; then     virt-ssh-helper 'qemu:///system'; else    nc -U /var/run/libvirt/libvirt-sock; fi'",
     "sh -c 'virt-ssh-helper 'qemu:///system'; id'", "sh -c 'virt-ssh-helper 'qemu+tcp://x/system''", "sh -c 'virt-ssh-helper 'qemu:///system'' ",
+    // perl: only the link sink, only an IP literal, a port from libvirt's migration range and a short deadline.
+    sent('perl', '-e', 'system("id")', '10.77.0.12', '49152', '8'), sent('perl', '-e', `${LINK_SINK_PERL} system("id");`, '10.77.0.12', '49152', '8'),
+    sent('perl', '-e', LINK_SINK_PERL, 'evil.example', '49152', '8'), sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '22', '8'),
+    sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '49152', '3600'), sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '49152', '8', 'x'),
+    sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '049152', '8'), sent('perl', '-E', LINK_SINK_PERL, '10.77.0.12', '49152', '8'), sent('perl', '/tmp/x.pl'),
     "'virsh'\n'id'", "'rm' '-f' '--' '/var/lib/libvirt/images/a\0'", 'constructor', '__proto__', 'toString', '',
   ];
   it.each(hostile)('%j', (cmd: string) => {
