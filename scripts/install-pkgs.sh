@@ -2,7 +2,7 @@
 # Installs what kvm-ferry needs on Debian 12, as root, and is safe to run again:
 # each step checks first and only acts when something is missing or stale.
 #   scripts/install-pkgs.sh           packages, npm ci, build, libvirt daemons
-#   scripts/install-pkgs.sh --test    also what the test suite needs (chromium, guest image tools)
+#   scripts/install-pkgs.sh --test    also what the test suite needs (chromium, guest image tools, QEMU 10 for busy guests)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -115,5 +115,7 @@ say "libvirtd: answering on qemu:///system"
 
 if [ "$WITH_TEST" = 1 ]; then
   "$ROOT/scripts/build-guest.sh"
+  # QEMU 10 (bookworm-backports, unpacked under /opt) for the busy guests of the convergence tests.
+  "$ROOT/scripts/install-qemu-backports.sh"
 fi
 say "done"

@@ -56,7 +56,7 @@ issue() {
 	local node=$1 role=$2 san=$3 eku=clientAuth
 	[[ $role == server ]] && eku=serverAuth
 	openssl req "${key_opts[@]}" -keyout "$out/$node/$role-key.pem" -out "$tmp/$node-$role.csr" -subj "/CN=$node" 2>/dev/null
-	printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectKeyIdentifier=hash\nsubjectAltName=%s\n' "$eku" "$san" >"$tmp/$node-$role.ext"
+	printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=%s\nsubjectKeyIdentifier=hash\nsubjectAltName=%s\n' "$eku" "$san" >"$tmp/$node-$role.ext"
 	openssl x509 -req -in "$tmp/$node-$role.csr" -CA "$out/ca/ca-cert.pem" -CAkey "$out/ca/ca-key.pem" -CAcreateserial \
 		-days 825 -sha256 -extfile "$tmp/$node-$role.ext" -out "$out/$node/$role-cert.pem" 2>/dev/null
 }

@@ -156,6 +156,8 @@ const PROGRAMS: Record<string, Matcher[]> = {
   rm: [shape('-f', '--', file)],
   ls: [shape('-1', '/sys/class/net')],
   getent: [shape('ahosts', host)],
+  // measure.ts: fast-finish's pre-flight asks whether QEMU may use userfaultfd (post-copy); this one file only.
+  cat: [shape('/proc/sys/vm/unprivileged_userfaultfd')],
   // link-test.ts: the pre-flight's timed transfer, exactly this sink (listens on one
   // address and port from libvirt's migration range, reads, prints a count); no other Perl.
   perl: [shape('-e', LINK_SINK_PERL, ipLiteral, intIn(LINK_SINK_PORTS.min, LINK_SINK_PORTS.max), intIn(1, LINK_SINK_MAX_SEC))],
@@ -178,6 +180,7 @@ export const PROGRAM_PATHS: Record<string, string> = {
   ls: '/usr/bin/ls',
   getent: '/usr/bin/getent',
   perl: '/usr/bin/perl',
+  cat: '/usr/bin/cat',
   hostname: '/usr/bin/hostname',
 };
 

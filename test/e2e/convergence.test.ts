@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { http, lab, labNodes, LAB_STATE, tryInNode, type LabNode } from '../helpers/lab.js';
 import { domains, domstate, exists, removeShapeFiles, removeVm } from '../helpers/lab-vm-shapes.js';
-import { appendFileSync } from 'node:fs';
-import { checkBlocks, counterOf, dataDisk, firstAck, followSse, guestErrors, guestOopses, lastAck, serialTail, stageBusyGuest, startBusyVm, type SseEvent } from '../helpers/lab-busy-guest.js';
+
+import { checkBlocks, counterOf, dataDisk, firstAck, followSse, guestErrors, guestOopses, lastAck, QEMU10, serialTail, stageBusyGuest, startBusyVm, type SseEvent } from '../helpers/lab-busy-guest.js';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 /**
  * Busy VMs on the lab (issue 12): guests that rewrite memory (ferry_dirty) or write fsync'd
@@ -18,6 +19,11 @@ import { checkBlocks, counterOf, dataDisk, firstAck, followSse, guestErrors, gue
  * tests prove that busy guests arrive intact that way. Node B is configured `live`, for the
  * strict budget abort only: an abort leaves the VM on its source, where nothing was lost.
  *
+ * The pre-copy policies themselves run on guests whose emulator is QEMU 10 (Debian's
+ * bookworm-backports, unpacked by scripts/install-qemu-backports.sh; install-pkgs --test):
+ * kvm-ferry copies them live, `safe` raises the allowed downtime and throttles until the copy
+ * converges, `fast-finish` switches a guest that cannot converge to post-copy.
+ *
  * Both nodes' links are shaped to RATE for the whole file.
  */
 const [A, B] = labNodes(2) as [LabNode, LabNode];
@@ -28,6 +34,12 @@ const RATE_BPS = 80e6 / 8;
 const DIRTY = { name: 'conv-dirty', memoryMiB: 160, dirtyMiB: 40 };
 const WRITER = { name: 'conv-write', memoryMiB: 128, writeDiskMiB: 48, writeMs: 20 };
 const IDLE = { name: 'conv-idle', memoryMiB: 128 };
+// QEMU 10 guests. A 3 MiB working set rewritten in a loop: one pass of it needs ~330 ms of pause
+// on the link, above plain pre-copy's 300 ms, so safe's downtime steps are what end the copy.
+const Q_SAFE = { name: 'conv-q10', memoryMiB: 160, dirtyMiB: 3, emulator: QEMU10 };
+// 40 MiB: no allowed pause covers it; only post-copy finishes.
+const Q_FAST = { name: 'conv-q10-ff', memoryMiB: 160, dirtyMiB: 40, emulator: QEMU10 };
+const UFFD = '/proc/sys/vm/unprivileged_userfaultfd';
 
 const check = (from: LabNode, vm: string, body: Record<string, unknown>) => http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate/check`, body);
 
@@ -72,6 +84,14 @@ afterAll(() => {
   removeShapeFiles();
   lab('down');
 });
+
+/** Starts a busy guest on A and waits for its counter. */
+async function bootOnA(vm: { name: string; memoryMiB: number; dirtyMiB: number; emulator: string }): Promise<void> {
+  startBusyVm(A.name, vm);
+  await waitFor(`${vm.name} to count on A`, 120_000, () => counterOf(A.name, vm.name) >= 3).catch((e) => {
+    throw new Error(`${String(e)}; «${serialTail(A.name, vm.name)}»`);
+  });
+}
 
 describe('requests the convergence settings refuse', () => {
   it('a bad policy or bandwidth is a 400 with a sentence, and nothing starts', async () => {
@@ -199,6 +219,73 @@ describe('bandwidth cap', () => {
     // eslint-disable-next-line no-console
     console.log(`convergence cap (idle): ${JSON.stringify(c)}`);
   }, 300_000);
+});
+
+describe('busy guests on QEMU 10, copied live (pre-copy policies)', () => {
+  it('the emulator is QEMU 10 from bookworm-backports (install-pkgs --test)', () => {
+    expect(existsSync(QEMU10), `${QEMU10} is missing: run scripts/install-pkgs.sh --test`).toBe(true);
+  });
+
+  it('safe: raises the allowed downtime (and throttles) until the copy converges; the counter goes on at B, no oops', async () => {
+    await bootOnA(Q_SAFE);
+    const pre = (await check(A, Q_SAFE.name, { to: B.name, mode: 'live', policy: 'safe' })).json;
+    expect(pre.memoryCopy, JSON.stringify(pre.memoryCopy)).toMatchObject({ mode: 'live', emulated: true, qemuVersion: expect.stringMatching(/^10\./) });
+    expect(pre.checks.find((c: { id: string }) => c.id === 'hypervisor'), JSON.stringify(pre.checks)).toMatchObject({ ok: true });
+    const before = counterOf(A.name, Q_SAFE.name);
+    const { job, events } = await move(A, Q_SAFE.name, { to: B.name, policy: 'safe' });
+    expect(job.state, diag(Q_SAFE.name, job, events)).toBe('ok');
+    const c = job.result.convergence;
+    expect(c, diag(Q_SAFE.name, job, events)).toMatchObject({ policy: 'safe', memoryCopy: 'live', postcopy: false, guestPausedMs: null });
+    expect(c.iterations, JSON.stringify(c)).toBeGreaterThan(1);
+    // The policy acted: at least one downtime step after a pass without progress.
+    expect(c.policyActions.some((a: { kind: string }) => a.kind === 'downtime'), JSON.stringify(c.policyActions)).toBe(true);
+    expect(c.downtimeLimitMs).toBeGreaterThan(100);
+    expect(c.downtimeLimitMs).toBeLessThanOrEqual(500);
+    // What libvirt measured as the pause: the limit plus the switch-over's own work on a loaded 2-core machine.
+    expect(c.downtimeMs, JSON.stringify(c)).toBeGreaterThan(0);
+    expect(c.downtimeMs, JSON.stringify(c)).toBeLessThan(2_000);
+    expect(c.predicted, JSON.stringify(c)).toMatchObject({ converges: true, postcopy: false });
+    await waitFor('the counter to continue on B', 60_000, () => counterOf(B.name, Q_SAFE.name) > before + 1);
+    expect(await oopsesAfterRunning(B, Q_SAFE.name, 10), diag(Q_SAFE.name, job, events)).toEqual([]);
+    expect(domains(A.name)).not.toContain(Q_SAFE.name);
+    // eslint-disable-next-line no-console
+    console.log(`convergence live safe (QEMU 10): ${JSON.stringify(c)}`);
+    removeVm(B.name, Q_SAFE.name, []);
+  }, 300_000);
+
+  it('fast-finish: a guest no pause can cover switches to post-copy and arrives alive; its pre-flight names the risk', async () => {
+    const uffdBefore = readFileSync(UFFD, 'utf8').trim();
+    await bootOnA(Q_FAST);
+    try {
+      // Without userfaultfd for QEMU the pre-flight refuses fast-finish, with the reason.
+      writeFileSync(UFFD, '0');
+      const no = (await check(A, Q_FAST.name, { to: B.name, mode: 'live', policy: 'fast-finish' })).json;
+      expect(no.checks.find((c: { id: string }) => c.id === 'postcopy'), JSON.stringify(no.checks)).toMatchObject({ ok: false, message: expect.stringMatching(/userfaultfd.*vm\.unprivileged_userfaultfd=1/) });
+      // The lab's nodes share the kernel: one sysctl lets QEMU on both use userfaultfd.
+      writeFileSync(UFFD, '1');
+      const yes = (await check(A, Q_FAST.name, { to: B.name, mode: 'live', policy: 'fast-finish' })).json;
+      expect(yes.checks.find((c: { id: string }) => c.id === 'postcopy'), JSON.stringify(yes.checks)).toEqual({ id: 'postcopy', ok: true, message: expect.stringMatching(/^Both nodes support post-copy\. Risk: if the link to lab-b breaks during post-copy, the VM is lost on both sides\.$/) });
+      expect(yes.prediction?.chosen, JSON.stringify(yes.prediction)).toMatchObject({ policy: 'fast-finish', postcopy: true });
+      const before = counterOf(A.name, Q_FAST.name);
+      const { job, events } = await move(A, Q_FAST.name, { to: B.name, policy: 'fast-finish' });
+      expect(job.state, diag(Q_FAST.name, job, events)).toBe('ok');
+      const c = job.result.convergence;
+      expect(c, diag(Q_FAST.name, job, events)).toMatchObject({ policy: 'fast-finish', memoryCopy: 'live', postcopy: true });
+      expect(c.policyActions.some((a: { kind: string }) => a.kind === 'postcopy'), JSON.stringify(c.policyActions)).toBe(true);
+      const phases = events.map((e) => e.phase).filter((p): p is string => !!p).filter((p, i, a) => p !== a[i - 1]);
+      expect(phases, JSON.stringify(phases)).toContain('postcopy');
+      expect(phases.indexOf('memory'), JSON.stringify(phases)).toBeLessThan(phases.indexOf('postcopy'));
+      await waitFor('the counter to continue on B', 60_000, () => counterOf(B.name, Q_FAST.name) > before + 1);
+      expect(await oopsesAfterRunning(B, Q_FAST.name, 10), diag(Q_FAST.name, job, events)).toEqual([]);
+      expect(domains(A.name)).not.toContain(Q_FAST.name);
+      // eslint-disable-next-line no-console
+      console.log(`convergence live fast-finish (QEMU 10): ${JSON.stringify(c)}`);
+    } finally {
+      writeFileSync(UFFD, uffdBefore);
+      removeVm(B.name, Q_FAST.name, []);
+      removeVm(A.name, Q_FAST.name, []);
+    }
+  }, 360_000);
 });
 
 describe('strict', () => {

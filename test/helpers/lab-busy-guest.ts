@@ -39,7 +39,12 @@ export interface BusyVm {
   writeDiskMiB?: number;
   /** ferry_write_ms: pause between blocks. */
   writeMs?: number;
+  /** Another QEMU than Debian 12's 7.2, e.g. QEMU10 (a live memory copy of an emulated guest is sound from 9.0 on). */
+  emulator?: string;
 }
+
+/** QEMU 10 from bookworm-backports, unpacked by scripts/install-qemu-backports.sh (install-pkgs --test). */
+export const QEMU10 = '/opt/kvm-ferry-qemu10/bin/qemu-system-x86_64';
 
 export const dataDisk = (vm: string) => `/var/lib/kvm-ferry/images/${vm}-data.raw`;
 
@@ -59,6 +64,7 @@ export function startBusyVm(node: string, vm: BusyVm): void {
     memoryMiB: vm.memoryMiB,
     kernel: { kernel: `${BUSY_GUEST}/vmlinuz`, initrd: `${BUSY_GUEST}/initrd.img`, cmdline: args.join(' ') },
     disks: vm.writeDiskMiB ? [{ path: dataDisk(vm.name), format: 'raw', target: 'vda' }] : [],
+    ...(vm.emulator ? { emulator: vm.emulator } : {}),
   });
   virsh(node, 'start', vm.name);
 }

@@ -67,6 +67,8 @@ export interface VmShape {
   kernel?: { kernel: string; initrd: string; cmdline: string };
   /** UEFI: OVMF code (read-only pflash) + a per-VM NVRAM made from the vars template. */
   uefi?: { nvram: string };
+  /** The QEMU binary libvirt runs (default Debian 12's /usr/bin/qemu-system-x86_64). */
+  emulator?: string;
 }
 
 export const nvramPath = (vm: string) => `${NVRAM_DIR}/${vm}_VARS.fd`;
@@ -103,7 +105,7 @@ export function domainXml(s: VmShape): string {
   <on_poweroff>destroy</on_poweroff>
   <on_crash>destroy</on_crash>
   <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>${disks}${cdroms}
+    <emulator>${s.emulator ?? '/usr/bin/qemu-system-x86_64'}</emulator>${disks}${cdroms}
     <serial type='pty'><log file='${serialLog(s.name)}' append='on'/><target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>
     <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>

@@ -84,6 +84,9 @@ describe('invite / join / remove between real sshds', () => {
       for (const role of ['server', 'client']) {
         const out = execFileSync('openssl', ['verify', '-CAfile', join(pki, 'ca-cert.pem'), ...(role === 'server' ? ['-verify_ip', '127.0.0.1'] : []), join(pki, `${role}-cert.pem`)]).toString().trim();
         expect(out).toBe(`${join(pki, `${role}-cert.pem`)}: OK`);
+        // QEMU (8.0 on, e.g. Debian 13's 10.0) refuses a certificate whose critical key usage lacks key encipherment.
+        const text = execFileSync('openssl', ['x509', '-noout', '-ext', 'keyUsage', '-in', join(pki, `${role}-cert.pem`)]).toString();
+        expect(text).toMatch(/critical\s+Digital Signature, Key Encipherment/);
       }
       expect(statSync(join(n.dataDir, 'migration-ca', 'ca-key.pem')).mode & 0o777).toBe(0o600);
     }

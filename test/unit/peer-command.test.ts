@@ -93,6 +93,8 @@ describe('checkPeerCommand: every command kvm-ferry sends a peer is allowed', ()
     // The pre-flight's link test (what measureLink sends: the fixed sink, the peer's data address, a port, a deadline).
     sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '49152', '8'),
     sent('perl', '-e', LINK_SINK_PERL, 'fd00::12', '49215', '8'),
+    // fast-finish's pre-flight: may QEMU use userfaultfd there?
+    sent('cat', '/proc/sys/vm/unprivileged_userfaultfd'),
   ];
   it.each(real)('%s', (cmd) => {
     const v = allowed(cmd);
@@ -139,7 +141,8 @@ describe('checkPeerCommand: anything else is refused with a sentence', () => {
     sent('perl', '-e', 'system("id")', '10.77.0.12', '49152', '8'), sent('perl', '-e', `${LINK_SINK_PERL} system("id");`, '10.77.0.12', '49152', '8'),
     sent('perl', '-e', LINK_SINK_PERL, 'evil.example', '49152', '8'), sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '22', '8'),
     sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '49152', '3600'), sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '49152', '8', 'x'),
-    sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '049152', '8'), sent('perl', '-E', LINK_SINK_PERL, '10.77.0.12', '49152', '8'), sent('perl', '/tmp/x.pl'),
+    sent('perl', '-e', LINK_SINK_PERL, '10.77.0.12', '049152', '8'), sent('cat', '/etc/shadow'), sent('cat', '/proc/sys/vm/unprivileged_userfaultfd', '/etc/shadow'),
+    sent('cat', '/proc/sys/vm/../../../etc/shadow'), sent('perl', '-E', LINK_SINK_PERL, '10.77.0.12', '49152', '8'), sent('perl', '/tmp/x.pl'),
     "'virsh'\n'id'", "'rm' '-f' '--' '/var/lib/libvirt/images/a\0'", 'constructor', '__proto__', 'toString', '',
   ];
   it.each(hostile)('%j', (cmd: string) => {

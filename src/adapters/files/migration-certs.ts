@@ -82,7 +82,7 @@ export function issueNodeCertificates(ca: ClusterCa, tlsDir: string, nodeName: s
       const ext = join(work, `${role}.ext`);
       const cert = join(work, `${role}-cert.pem`);
       openssl(['req', ...KEY_OPTS, '-keyout', key, '-out', csr, '-subj', `/CN=${nodeName}`]);
-      writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=${role === 'server' ? 'serverAuth' : 'clientAuth'}\nsubjectKeyIdentifier=hash\nsubjectAltName=${role === 'server' ? san : `DNS:${nodeName}`}\n`);
+      writeFileSync(ext, `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=${role === 'server' ? 'serverAuth' : 'clientAuth'}\nsubjectKeyIdentifier=hash\nsubjectAltName=${role === 'server' ? san : `DNS:${nodeName}`}\n`);
       openssl(['x509', '-req', '-in', csr, '-CA', caCert, '-CAkey', caKey, '-CAcreateserial', '-days', '825', '-sha256', '-extfile', ext, '-out', cert]);
       out[`${role}-key.pem`] = readFileSync(key, 'utf8');
       out[`${role}-cert.pem`] = readFileSync(cert, 'utf8');

@@ -7,7 +7,7 @@ import { buildMigrationPlan } from '../../domain/migration-plan/build-plan.js';
 import type { MigrationMode, MigrationPlan, PlanItem, PlanOptions } from '../../domain/migration-plan/types.js';
 import type { JobsRepository } from '../../adapters/db/jobs-repository.js';
 import type { PeerNode } from './peer-nodes.js';
-import type { GatheredFacts } from './plan-facts.js';
+import { remoteFileFact, type GatheredFacts } from './plan-facts.js';
 import { createdFilesFrom } from './remote-files.js';
 
 export type { MigrationMode } from '../../domain/migration-plan/types.js';
@@ -153,7 +153,11 @@ export async function runPreflight(input: PreflightInput): Promise<PreflightResu
 
   const { arch, emulator } = input.description;
   const archOk = !arch || caps.stdout.includes(`<arch name='${arch}'>`) || caps.stdout.includes(`<arch name="${arch}">`);
-  const emuOk = !emulator || caps.stdout.includes(`<emulator>${emulator}</emulator>`);
+  const emuListed = !emulator || caps.stdout.includes(`<emulator>${emulator}</emulator>`);
+  // libvirt's capabilities name only each architecture's default binary; a VM may name another
+  // (a newer QEMU beside the distribution's, qemu-kvm, a build of the admin's): it must exist there.
+  const emuFile = !emuListed && emulator ? await remoteFileFact(peer, emulator).catch(() => null) : null;
+  const emuOk = emuListed || emuFile?.kind === 'file';
   add('hypervisor', archOk && emuOk, archOk && emuOk ? `Node ${peer.name} runs ${arch ?? 'the same architecture'} with ${emulator ?? 'the same emulator'}.` : `Node ${peer.name} lacks ${!archOk ? `the ${arch} architecture` : `the emulator ${emulator}`}; install the same QEMU there.`);
 
   return { go: checks.every((c) => c.ok), checks, plan, disks };
