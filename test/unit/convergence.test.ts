@@ -4,7 +4,7 @@ import { parseConvergenceConfig, defaultConvergenceConfig } from '../../src/conf
 import { parseConvergenceChoice } from '../../src/services/migration/convergence-preflight.js';
 import { parseDirtyRateStats, buildDirtyRateCalcArgs, buildSetMaxDowntimeArgs, buildPostcopyArgs } from '../../src/adapters/virsh/convergence-args.js';
 import { buildMigrateArgs } from '../../src/adapters/virsh/migrate-args.js';
-import { parseSinkOutput } from '../../src/adapters/ssh/link-test.js';
+import { linkRate, parseSinkOutput } from '../../src/adapters/ssh/link-test.js';
 import { userfaultfdProblem } from '../../src/services/migration/measure.js';
 import { parseDomJobInfoRaw, truthfulPercent } from '../../src/domain/migration-progress.js';
 import { AppError } from '../../src/errors.js';
@@ -158,6 +158,11 @@ describe('virsh and sink parsing', () => {
   it('reads the link sink and the userfaultfd sysctl', () => {
     expect(parseSinkOutput('bytes=9437184 secs=2.500000\n')).toEqual({ bytes: 9437184, seconds: 2.5 });
     expect(parseSinkOutput('listen: Address in use')).toBeNull();
+    // A timed transfer; a fast link (all 64 MiB inside the clock's resolution) as a floor; too little to tell.
+    expect(linkRate({ bytes: 9437184, seconds: 2.5 })).toBe(3774873.6);
+    expect(linkRate({ bytes: 64 * 2 ** 20, seconds: 0.03 })).toBe((64 * 2 ** 20) / 0.05);
+    expect(linkRate({ bytes: 256 * 1024, seconds: 0.01 })).toBeNull();
+    expect(linkRate({ bytes: 0, seconds: 1 })).toBeNull();
     expect(userfaultfdProblem('lab-a', '1\n')).toBeNull();
     expect(userfaultfdProblem('lab-a', '0\n')).toBe('node lab-a does not let QEMU use userfaultfd, which post-copy needs; set sysctl vm.unprivileged_userfaultfd=1 there.');
   });
