@@ -299,6 +299,11 @@ describe('strict', () => {
     const { job, events } = await move(from, DIRTY.name, { to: to.name, policy: 'strict' }, 300_000);
     expect(job.state, diag(DIRTY.name, job, events)).toBe('failed');
     expect(job.message, diag(DIRTY.name, job, events)).toMatch(/budget/i);
+    // What the policy did is on record for a failed move too, beside the prediction.
+    const c = job.result?.convergence;
+    expect(c, diag(DIRTY.name, job, events)).toMatchObject({ outcome: 'failed', policy: 'strict', maxThrottlePercent: 0, postcopy: false, memoryCopy: 'live' });
+    expect(c.policyActions.map((a: { kind: string }) => a.kind), JSON.stringify(c.policyActions)).toEqual(['abort']);
+    expect(c.iterations, JSON.stringify(c)).toBeGreaterThan(1);
     expect(domstate(from.name, DIRTY.name)).toMatch(/^running/);
     await waitFor(`the counter to go on at ${from.name}`, 30_000, () => counterOf(from.name, DIRTY.name) > before + 2);
     expect(domains(to.name)).not.toContain(DIRTY.name);

@@ -8,6 +8,7 @@ import type { JobContext } from '../job-runner.js';
 import type { NodeContext } from '../node-context.js';
 import type { PeerNode } from './peer-nodes.js';
 import type { ConvergencePlan } from './convergence-preflight.js';
+import { convergenceResult } from './convergence-result.js';
 
 const PROGRESS_INTERVAL_MS = 1000;
 const MIGRATE_TIMEOUT_MS = 6 * 3600_000;
@@ -159,6 +160,8 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
   } catch (e) {
     // Failed: the VM is still here, and the settle step resumes it (waiting for libvirt to let
     // go of it). The destination is never resumed: a half-arrived copy there is paused too.
+    if (result.last && elapsedSec > 0) result.averageBps = Math.round(result.last.dataProcessedBytes / elapsedSec);
+    job.record({ convergence: { ...convergenceResult(plan, result, null, result.last?.dataProcessedBytes ?? 0, Date.now() - started), outcome: 'failed' } });
     if (budgetReason !== null) {
       const perGiB = `${ctx.config.convergence.budgetSecPerGiB} s per GiB of RAM and disk`;
       throw new AppError('LIBVIRT_FAILED', `${budgetReason} (${s.policy} policy, ${perGiB}), so it was stopped`, { cause: e, detail: (e as AppError).detail ?? String(e) });

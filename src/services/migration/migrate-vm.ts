@@ -26,6 +26,7 @@ import { MoveSettler, type EjectedMedia } from './settle.js';
 import { ejectMedia } from './media.js';
 import { localSide } from './vm-sides.js';
 import { incomingRefusal } from '../maintenance/peer-state.js';
+import { convergenceResult } from './convergence-result.js';
 import { convergencePreflight, parseConvergenceChoice, type ConvergenceChoice, type ConvergencePlan } from './convergence-preflight.js';
 
 /** One migration as asked and checked: everything the job needs, decided before it starts. */
@@ -253,7 +254,7 @@ export class VmMigrator {
         sourceRemoved: removed,
         ejectedMedia: ejected,
         stepMs: (enter('done'), stepMs),
-        ...(live ? { convergence: convergenceResult(req, live, completed, (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0), Date.now() - started) } : {}),
+        ...(live ? { convergence: convergenceResult(req.convergence!, live, completed?.downtimeMs ?? null, (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0), Date.now() - started) } : {}),
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
       const down = result.downtimeMs === null ? '' : live?.guestPausedMs != null ? `; it was paused for ${(live.guestPausedMs / 1000).toFixed(1)} s while it moved` : `, ${result.downtimeMs} ms downtime`;
@@ -331,23 +332,3 @@ function convergenceView(c: ConvergencePlan | null): Record<string, unknown> {
 }
 
 /** The job's result for a live move: what the policy did, beside what the model said (so the model can be judged). */
-function convergenceResult(req: MoveRequest, live: LiveCopyResult, completed: MigrationProgress | null, bytesSent: number, durationMs: number): Record<string, unknown> {
-  const c = req.convergence!;
-  return {
-    policy: c.choice.policy,
-    bandwidthMiBps: c.choice.bandwidthMiBps,
-    iterations: live.iterations,
-    maxThrottlePercent: live.maxThrottlePercent,
-    downtimeLimitMs: live.downtimeLimitMs,
-    downtimeMs: live.guestPausedMs ?? completed?.downtimeMs ?? null,
-    memoryCopy: live.memoryCopy,
-    guestPausedMs: live.guestPausedMs,
-    postcopy: live.postcopy,
-    policyActions: live.actions,
-    bytesSent,
-    ramPlusDiskBytes: c.ramBytes + c.diskBytes,
-    averageBps: live.averageBps,
-    predicted: c.prediction ? { totalSec: c.prediction.chosen.totalSec, downtimeMs: c.prediction.chosen.downtimeMs, converges: c.prediction.chosen.converges, postcopy: c.prediction.chosen.postcopy, plainConverges: c.prediction.plain.converges } : null,
-    actualSec: Math.round(durationMs / 100) / 10,
-  };
-}
