@@ -6,7 +6,9 @@ import { parseDirtyRateStats, buildDirtyRateCalcArgs, buildSetMaxDowntimeArgs, b
 import { buildMigrateArgs } from '../../src/adapters/virsh/migrate-args.js';
 import { linkRate, parseSinkOutput } from '../../src/adapters/ssh/link-test.js';
 import { userfaultfdProblem } from '../../src/services/migration/measure.js';
-import { parseDomJobInfoRaw, truthfulPercent } from '../../src/domain/migration-progress.js';
+import { parseDomJobInfoRaw, truthfulPercent, type MigrationProgress } from '../../src/domain/migration-progress.js';
+import { progressView, type LiveCopyResult } from '../../src/services/migration/live-copy.js';
+import type { ConvergencePlan } from '../../src/services/migration/convergence-preflight.js';
 import { AppError } from '../../src/errors.js';
 
 const MiB = 1024 ** 2;
@@ -172,5 +174,26 @@ describe('virsh and sink parsing', () => {
     // A lab sample from a re-sending pre-copy: processed is past the total, remaining is not zero.
     const p = parseDomJobInfoRaw('Job type: 2\ndata_total: 168165376\ndata_processed: 205844296\ndata_remaining: 2555904\nmemory_iteration: 4\nmemory_dirty_rate: 3906\nmemory_page_size: 4096\nauto_converge_throttle: 30\n');
     expect(p).toMatchObject({ percent: 98.4, memoryIteration: 4, dirtyRateBps: 3906 * 4096, throttlePercent: 30 });
+  });
+});
+
+describe('the progress a live copy shows', () => {
+  const sample = (memRemaining: number, over: Partial<MigrationProgress> = {}): MigrationProgress => ({
+    percent: 0, dataTotalBytes: 160 * MiB, dataProcessedBytes: 160 * MiB - memRemaining, dataRemainingBytes: memRemaining, memoryTotalBytes: 160 * MiB,
+    memoryProcessedBytes: 160 * MiB - memRemaining, diskTotalBytes: null, diskProcessedBytes: null, speedBps: 10 * MiB, etaSec: null, elapsedMs: 5000,
+    downtimeMs: null, memoryIteration: 1, memoryRemainingBytes: memRemaining, dirtyRateBps: null, throttlePercent: null, postcopyRequests: null, ...over,
+  });
+  const plan = { choice: { policy: 'safe', bandwidthMiBps: 0 }, settings: settings('safe'), budgetSec: 60, ramBytes: 160 * MiB, diskBytes: 0, checks: [], prediction: null, predictionProblems: [], memoryCopy: { mode: 'paused', emulated: true, qemuVersion: '7.2.22', reason: null } } as unknown as ConvergencePlan;
+  const result = (memoryCopy: 'live' | 'paused'): LiveCopyResult => ({ last: null, iterations: 1, maxThrottlePercent: 0, downtimeLimitMs: 100, postcopy: false, actions: [], averageBps: null, memoryCopy, guestPausedMs: null });
+
+  it('copying memory below 100 %; with nothing left while libvirt finishes, switching over (never "copying memory" at 100 %)', () => {
+    for (const mode of ['paused', 'live'] as const) {
+      const copying = progressView(sample(4 * MiB), 160 * MiB, plan, 100, result(mode), settings('safe'));
+      expect(copying.phase).toBe('memory');
+      expect(copying.percent).toBeLessThan(100);
+      const done = progressView(sample(0), 160 * MiB, plan, 100, result(mode), settings('safe'));
+      expect(done).toMatchObject({ phase: 'switch-over', percent: 100, remainingBytes: 0 });
+    }
+    expect(progressView(sample(160 * MiB, { memoryTotalBytes: 0, memoryIteration: 0 }), 160 * MiB, plan, 100, result('live'), settings('safe')).phase).toBe('disk-copy');
   });
 });

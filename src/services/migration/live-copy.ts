@@ -209,7 +209,9 @@ export function progressView(p: MigrationProgress, ramBytes: number, plan: Conve
   const remaining = memRemaining + diskRemaining;
   const total = memTotal + diskTotal;
   const pass = memStarted ? p.memoryIteration ?? 1 : null;
-  const phase: MigrationPhase = r.postcopy ? 'postcopy' : memStarted ? 'memory' : 'disk-copy';
+  // Everything sent while libvirt's job still runs: QEMU is stopping the source and handing
+  // over (a paused copy's last sample says 100 % here) — no longer "copying memory".
+  const phase: MigrationPhase = r.postcopy ? 'postcopy' : !memStarted ? 'disk-copy' : remaining === 0 ? 'switch-over' : 'memory';
   const bps = p.speedBps && p.speedBps > 0 ? p.speedBps : plan.prediction?.effectiveBps ?? null;
   // QEMU reports the dirty rate from the end of the first pass; before that the pre-flight figure stands.
   const dirty = p.dirtyRateBps && p.dirtyRateBps > 0 ? p.dirtyRateBps : plan.prediction?.dirtyBps ?? null;
