@@ -165,12 +165,13 @@ describe('a migration that fails half-way', () => {
     // The janitor removes the destination's leftovers once lab-b answers again.
     await waitFor('the leftovers on lab-b to be removed', 90_000, async () => (await http(A.url, 'GET', `/api/jobs/${jobId}`)).json.result?.cleanupPending === false);
     expect((await http(A.url, 'GET', `/api/jobs/${jobId}`)).json.result.cleanedUpAt).toBeTruthy();
-    await assertIntactOnA(B);
     // libvirt on A winds its cancelled disk copy down once the healed link answers; until
     // then pre-flight says so (vm-idle) instead of letting a second migration collide.
     await waitFor("A's libvirt to finish the cancelled migration job", 180_000, () => !/^Job type:\s*(Unbounded|2|1)/m.test(tryInNode(A.name, 'virsh', '-c', 'qemu:///system', 'domjobinfo', VM).out));
-    // kvm-ferry's janitor (every 15 s) resumes it as soon as libvirt lets go, if it was still paused.
+    // kvm-ferry's janitor (every 15 s) resumes it as soon as libvirt lets go, if it was still
+    // paused (the leftovers on B may be gone before that: the VM is checked after, not before).
     await waitFor('the job to say the VM runs again', 60_000, async () => (await http(A.url, 'GET', `/api/jobs/${jobId}`)).json.result?.resumePending !== true);
+    await assertIntactOnA(B);
     const before = counterOn(A.name, VM);
     await waitFor('the guest to keep counting on A', 20_000, () => counterOn(A.name, VM) > before);
   });
