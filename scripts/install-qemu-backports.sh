@@ -20,8 +20,11 @@ DEBS=(qemu-system-x86 qemu-system-common qemu-system-data qemu-system-gui qemu-s
 
 say() { printf 'install-qemu-backports: %s\n' "$*"; }
 
-if [ -x "$WRAPPER" ] && "$WRAPPER" --version 2>/dev/null | grep -q '^QEMU emulator version 10\.'; then
-  say "QEMU $("$WRAPPER" --version | sed -n '1s/^QEMU emulator version \([^ ]*\).*/\1/p') ready at $WRAPPER"
+# The wrapper's QEMU version ("10.0.2"), empty when it does not run.
+wrapper_version() { "$WRAPPER" --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([^ ]*\).*/\1/p'; }
+
+if [ -x "$WRAPPER" ] && [[ $(wrapper_version) == 10.* ]]; then
+  say "QEMU $(wrapper_version) ready at $WRAPPER"
   exit 0
 fi
 
@@ -52,5 +55,5 @@ chmod 0755 "$DIR.new/bin/qemu-system-x86_64"
 # The paths baked into the wrapper are the final ones: check it from there.
 rm -rf "$DIR"
 mv "$DIR.new" "$DIR"
-"$WRAPPER" --version | grep -q '^QEMU emulator version 10\.' || { echo "install-qemu-backports: $WRAPPER does not run" >&2; exit 1; }
-say "QEMU $("$WRAPPER" --version | sed -n '1s/^QEMU emulator version \([^ ]*\).*/\1/p') ready at $WRAPPER"
+[[ $(wrapper_version) == 10.* ]] || { echo "install-qemu-backports: $WRAPPER does not run" >&2; exit 1; }
+say "QEMU $(wrapper_version) ready at $WRAPPER"

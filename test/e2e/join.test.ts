@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
-import { http, inNode, lab, LAB_STATE, labNodes, tryInNode } from '../helpers/lab.js';
+import { http, inNode, lab, LAB_STATE, labHostKey, labNodes, pinHostKey, tryInNode } from '../helpers/lab.js';
 import { decodeToken, encodeToken, type InviteToken } from '../../src/domain/join/token.js';
 
 /**
@@ -27,8 +27,7 @@ const counterOn = (node: string, vm = VM): number => {
 };
 /** ssh from `from` to `to` with `from`'s own peer key, pinning `to`'s host key: does the key still open anything? */
 const peerKeyConnects = (from: { name: string }, to: { name: string; addr: string }) => {
-  const kh = `${LAB_STATE}/${from.name}/kvm-ferry/probe_known_hosts`;
-  writeFileSync(kh, `${to.addr} ${readFileSync(`${LAB_STATE}/${to.name}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+  const kh = pinHostKey(from.name, to.name, to.addr);
   return tryInNode(from.name, 'ssh', '-i', '/var/lib/kvm-ferry/peer_ed25519', '-o', `UserKnownHostsFile=${kh}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
     '-o', 'ConnectTimeout=10', `root@${to.addr}`, 'hostname');
 };
@@ -136,7 +135,7 @@ describe('a mesh made only with invite tokens', () => {
     };
     expect(refused(D, token.slice(0, -12))).toMatch(/damaged or incomplete|incomplete/);
     expect(refused(D, encodeToken({ ...t, secret: 'B'.repeat(43) }))).toMatch(/did not accept this invite's key/);
-    const otherHostKey = readFileSync(`${LAB_STATE}/${B.name}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+    const otherHostKey = labHostKey(B.name);
     expect(refused(D, encodeToken({ ...t, hostKey: otherHostKey }))).toMatch(/does not match the one in the token/);
     expect(refused(A, token)).toMatch(/made by this node/);
     expect(refused(B, token)).toMatch(/already belongs to a cluster/);

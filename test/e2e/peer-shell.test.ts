@@ -1,9 +1,9 @@
 import { restoreLabInstanceEnv } from '../helpers/lab-instance.js';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRealLibvirt } from '../helpers/lab-prereqs.js';
-import { inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes } from '../helpers/lab.js';
+import { inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes, pinHostKey } from '../helpers/lab.js';
 
 /**
  * The lab's nodes are meshed by invite/join, so lab-a's peer key is installed on lab-b the
@@ -14,8 +14,8 @@ import { inNode, lab, LAB_SCRIPT, LAB_STATE, labNodes } from '../helpers/lab.js'
  */
 const [A, B] = labNodes(2) as [ReturnType<typeof labNodes>[number], ReturnType<typeof labNodes>[number]];
 const KEY = '/var/lib/kvm-ferry/peer_ed25519';
-/** B's host key pinned at its address, as the join pinned it in A's config. */
-const KNOWN = `${LAB_STATE}/${A.name}/kvm-ferry/probe_known_hosts`;
+/** B's host key pinned at its address, as the join pinned it in A's config (written once the lab is up). */
+let KNOWN = '';
 const LOG = `${LAB_STATE}/${B.name}/kvm-ferry/peer-shell.log`;
 const IMG = '/var/lib/kvm-ferry/images/peer-shell-probe.qcow2';
 
@@ -31,7 +31,7 @@ beforeAll(() => {
   requireRealLibvirt();
   lab('down');
   lab('up', '2');
-  writeFileSync(KNOWN, `${B.addr} ${readFileSync(`${LAB_STATE}/${B.name}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+  KNOWN = pinHostKey(A.name, B.name, B.addr);
   inNode(B.name, 'qemu-img', 'create', '-q', '-f', 'qcow2', IMG, '64M');
 });
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { requireRealLibvirt, waitFor } from '../helpers/lab-prereqs.js';
 import { freshHttp as http } from '../helpers/fresh-http.js';
-import { inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, LAB_PRIV_NET, LAB_STATE, LAB_VPN_NET, tryInNode } from '../helpers/lab.js';
+import { inNode, lab, LAB_NAT_PUBLIC_ADDR, LAB_NET, LAB_PRIV_NET, LAB_STATE, LAB_VPN_NET, pinHostKey, tryInNode } from '../helpers/lab.js';
 
 /**
  * OpenVPN between nodes that have no route to each other: lab-b sits in a private
@@ -35,8 +35,7 @@ const tunBytes = (node: string): { rx: number; tx: number } => {
  * the peer shell allows: it answers only if it is really `target` and the key is accepted.
  */
 const sshFrom = (node: string, target: string, addr: string) => {
-  const kh = `${LAB_STATE}/${node}/kvm-ferry/probe_known_hosts`;
-  writeFileSync(kh, `${addr} ${readFileSync(`${LAB_STATE}/${target}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ')}\n`);
+  const kh = pinHostKey(node, target, addr);
   return tryInNode(node, 'ssh', '-i', '/var/lib/kvm-ferry/peer_ed25519', '-o', `UserKnownHostsFile=${kh}`, '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', `root@${addr}`, "'df' '-B1' '--output=avail' '--' '/var/lib/kvm-ferry/images'");
 };

@@ -1,6 +1,6 @@
 import { freshHttp } from './fresh-http.js';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 // import.meta.url, not __dirname: benches load this under plain Node (tsx), not only vitest.
@@ -69,4 +69,15 @@ export function meshLibvirtUri(from: LabNode, to: LabNode): string {
   const q = new URLSearchParams({ keyfile: '/var/lib/kvm-ferry/peer_ed25519', known_hosts: '/var/lib/kvm-ferry/peers_known_hosts', sshauth: 'privkey' });
   if (!existsSync(knownHosts)) throw new Error(`${from.name} has no ${knownHosts}: start its manager once (lab.sh up --with-manager)`);
   return `qemu+libssh2://root@${to.addr}/system?${q.toString()}`;
+}
+
+/** A lab node's SSH host key, "ssh-ed25519 AAAA…" (what a join pins). */
+export const labHostKey = (node: string): string =>
+  readFileSync(`${LAB_STATE}/${node}/ssh/ssh_host_ed25519_key.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+
+/** Writes a known_hosts file in `from`'s state pinning `target`'s host key at `addr`; returns its path (for ssh -o UserKnownHostsFile). */
+export function pinHostKey(from: string, target: string, addr: string): string {
+  const file = `${LAB_STATE}/${from}/kvm-ferry/probe_known_hosts`;
+  writeFileSync(file, `${addr} ${labHostKey(target)}\n`);
+  return file;
 }

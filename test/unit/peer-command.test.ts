@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkPeerCommand, parseWords, pathAllowed } from '../../src/domain/peer-command.js';
 import { quoteArgv } from '../../src/adapters/ssh/shell-quote.js';
 import { buildCreateArgs, buildInfoArgs } from '../../src/adapters/qemu-img/qemu-img.js';
-import { LINK_SINK_PERL } from '../../src/adapters/ssh/link-test.js';
+import { LINK_SINK_PERL } from '../../src/domain/link-sink.js';
 
 const policy = { dirs: ['/var/lib/libvirt/images', '/var/lib/kvm-ferry', '/var/lib/kvm-ferry/iso', '/var/lib/libvirt/qemu/nvram'], readDirs: ['/var/cache/kvm-ferry', '/usr/share/OVMF'] };
 const IMG = '/var/lib/libvirt/images/web 1.qcow2';

@@ -32,13 +32,7 @@ export class CallLimit {
       const go = () => {
         if (done) return;
         this.inFlight++;
-        let p: Promise<T>;
-        try {
-          p = call();
-        } catch (e) {
-          p = Promise.reject(e);
-        }
-        p.then(
+        promiseOf(call).then(
           (v) => {
             clearTimeout(timer);
             if (!done) resolve(v);
@@ -57,6 +51,15 @@ export class CallLimit {
       if (this.inFlight < this.max) go();
       else this.waiting.push(go);
     });
+  }
+}
+
+/** The promise `call` returns, or its synchronous throw as a rejection. */
+export function promiseOf<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return call();
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 

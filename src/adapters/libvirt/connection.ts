@@ -1,6 +1,6 @@
 import { Hypervisor } from '@unraid/libvirt';
 import { AppError, describeError } from '../../errors.js';
-import { bindingSlots, CallLimit } from './call-limit.js';
+import { bindingSlots, CallLimit, promiseOf } from './call-limit.js';
 
 export const DEFAULT_LIBVIRT_TIMEOUT_MS = 10_000;
 
@@ -161,13 +161,7 @@ class OpenHandle {
     // A call that waited for a slot while the handle was dropped must not touch it.
     if (this.closeAsked) return Promise.reject(new AppError('LIBVIRT_UNREACHABLE', 'The libvirt connection was closed after a failure; try again.'));
     this.running++;
-    let p: Promise<T>;
-    try {
-      p = call();
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    return p.finally(() => {
+    return promiseOf(call).finally(() => {
       this.running--;
       if (this.closeAsked) void this.closeWhenIdle();
     });

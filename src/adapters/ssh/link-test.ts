@@ -3,10 +3,6 @@ import { connect, type Socket } from 'node:net';
 import type { CommandResult } from '../process/run-command.js';
 import { LINK_SINK_PERL, LINK_SINK_PORTS } from '../../domain/link-sink.js';
 
-export { LINK_SINK_PERL };
-
-
-
 export interface LinkTestOptions {
   /** Stop sending after this long… */
   sendMs: number;

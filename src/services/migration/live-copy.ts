@@ -155,12 +155,13 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     }
   }
   const elapsedSec = (Date.now() - started) / 1000;
+  // The loop has ended: the last sample is final, for a finished move and a failed one alike.
+  if (result.last && elapsedSec > 0) result.averageBps = Math.round(result.last.dataProcessedBytes / elapsedSec);
   try {
     await migrating;
   } catch (e) {
     // Failed: the VM is still here, and the settle step resumes it (waiting for libvirt to let
     // go of it). The destination is never resumed: a half-arrived copy there is paused too.
-    if (result.last && elapsedSec > 0) result.averageBps = Math.round(result.last.dataProcessedBytes / elapsedSec);
     job.record({ convergence: { ...convergenceResult(plan, result, null, result.last?.dataProcessedBytes ?? 0, Date.now() - started), outcome: 'failed' } });
     if (budgetReason !== null) {
       const perGiB = `${ctx.config.convergence.budgetSecPerGiB} s per GiB of RAM and disk`;
@@ -175,7 +176,6 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     await resumeArrived(peer, uuid, vm, ctx);
     result.guestPausedMs = Date.now() - pausedAt;
   }
-  if (result.last && elapsedSec > 0) result.averageBps = Math.round(result.last.dataProcessedBytes / elapsedSec);
   job.progress({ step: step(), phase: 'switch-over', percent: 99.9 }, `${vm} switched over to ${peer.name}; verifying…`);
   return result;
 }

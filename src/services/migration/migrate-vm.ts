@@ -330,5 +330,3 @@ function convergenceView(c: ConvergencePlan | null): Record<string, unknown> {
   if (!c) return {};
   return { policy: c.choice.policy, bandwidthMiBps: c.choice.bandwidthMiBps, budgetSec: c.budgetSec, memoryCopy: c.memoryCopy, prediction: c.prediction, predictionProblems: c.predictionProblems };
 }
-
-/** The job's result for a live move: what the policy did, beside what the model said (so the model can be judged). */
