@@ -73,6 +73,10 @@ else
   echo "$lock_sum" > "$stamp"
 fi
 
+# The stats daemon's libvirt statistics addon (native/domstats.c); rebuilt only when its source changed.
+bash scripts/build-native.sh
+say "statistics addon: ready"
+
 # Rebuild only when a TypeScript source is newer than the last build.
 build_stamp=dist/.build-stamp
 if [ -f "$build_stamp" ] && [ -z "$(find src stats-daemon tsconfig.json -newer "$build_stamp" -name '*.ts' -o -newer "$build_stamp" -name tsconfig.json 2>/dev/null | head -1)" ]; then

@@ -6,7 +6,7 @@ import { createLogger } from '../src/log.js';
 import { openStatsDatabase } from '../src/adapters/db/stats-db.js';
 import { StatsWriter } from '../src/adapters/db/stats-writer.js';
 import { StatsDaemon } from './daemon.js';
-import { makeSampler } from './make-sampler.js';
+import { describeIoSource, makeSampler } from './make-sampler.js';
 
 /** The stats daemon: its own process, so a slow libvirt call never stalls the web app. */
 async function main(): Promise<void> {
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const task = cron.schedule(`*/${stats.intervalSec} * * * * *`, async () => {
     await daemon.tick(Date.now());
   }, { noOverlap: true, name: 'stats-sample' });
-  log.info('stats daemon sampling', { source: stats.source, intervalSec: stats.intervalSec, libvirt: config.libvirtUri, dataDir: config.dataDir });
+  log.info('stats daemon sampling', { source: stats.source, io: describeIoSource(stats.source), intervalSec: stats.intervalSec, libvirt: config.libvirtUri, dataDir: config.dataDir });
 
   const stop = (signal: string) => {
     log.info('stats daemon stopping', { signal });

@@ -6,11 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GUEST_DIR, removeDomains, requireRealLibvirt, virsh, waitFor } from '../helpers/lab-prereqs.js';
 import { LibvirtConnection } from '../../src/adapters/libvirt/connection.js';
 import { QemuRss } from '../../src/adapters/host/qemu-rss.js';
-import { VirshShell } from '../../src/adapters/virsh/virsh-shell.js';
 import { openStatsDatabase } from '../../src/adapters/db/stats-db.js';
 import { StatsWriter } from '../../src/adapters/db/stats-writer.js';
 import { LibvirtSampler } from '../../stats-daemon/libvirt-sampler.js';
-import { DomStatsIoSource } from '../../stats-daemon/io-source.js';
+import { makeIoSource } from '../../stats-daemon/make-sampler.js';
 import { StatsDaemon } from '../../stats-daemon/daemon.js';
 import { silentLogger } from '../../src/log.js';
 import { api, startTestApp, type TestApp } from '../helpers/test-app.js';
@@ -61,7 +60,10 @@ beforeAll(async () => {
   for (const imageDir of ['images', 'isos']) mkdirSync(join(root, imageDir), { recursive: true });
   app = await startTestApp({ uri: 'qemu:///system', imageDir: join(root, 'images'), isoDir: join(root, 'isos'), dataDir: join(root, 'data') });
   db = openStatsDatabase(join(root, 'data'));
-  daemon = new StatsDaemon(new LibvirtSampler(new LibvirtConnection('qemu:///system'), new QemuRss(), new DomStatsIoSource(new VirshShell('qemu:///system'))), new StatsWriter(db, app.config.stats), silentLogger);
+  // What the daemon runs in production: the statistics addon (stats.test.ts covers the kept-virsh fallback).
+  const io = makeIoSource('qemu:///system', 10_000);
+  if (io.kind !== 'native') throw new Error('the statistics addon is not built (scripts/build-native.sh); the daemon would fall back to virsh');
+  daemon = new StatsDaemon(new LibvirtSampler(new LibvirtConnection('qemu:///system'), new QemuRss(), io), new StatsWriter(db, app.config.stats), silentLogger);
   // The daemon ticks from before the guests start, so the boot's reads and the writer's first bytes fall after a first sighting.
   await daemon.tick(Date.now());
   let busy = false;

@@ -21,9 +21,10 @@ Domain: 'testdriver'
 `;
 
 describe('cpuFromDomStats', () => {
-  it('reads what domainGetInfo would answer: cpu.time, vcpu.current, balloon.current', () => {
+  it('reads what domainGetInfo would answer (cpu.time, vcpu.current, balloon.current) and QEMU\'s RSS (balloon.rss)', () => {
     const [real, test] = parseDomStats(REAL);
-    expect(cpuFromDomStats(real!)).toEqual({ cpuNs: 297678000, vcpus: 1, memKiB: 16384 });
+    expect(cpuFromDomStats(real!)).toEqual({ cpuNs: 297678000, vcpus: 1, memKiB: 16384, rssKiB: 35636 });
+    expect(cpuFromDomStats(parseDomStats("Domain: 'a'\n  cpu.time=5\n  vcpu.current=1\n  balloon.current=1\n")[0]!)).toEqual({ cpuNs: 5, vcpus: 1, memKiB: 1, rssKiB: null });
     // The test driver prints none of them: the sampler then asks the binding.
     expect(cpuFromDomStats(test!)).toBeNull();
   });

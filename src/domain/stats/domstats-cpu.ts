@@ -8,9 +8,12 @@ export interface DomStatsCpu {
   vcpus: number;
   /** Memory the VM has now, KiB (balloon.current, = domainGetInfo's memory). */
   memKiB: number;
+  /** QEMU's resident memory, KiB (balloon.rss: libvirt reads it from /proc), null when not printed. */
+  rssKiB: number | null;
 }
 
-const whole = (v: string | undefined): number | null => (v !== undefined && /^\d+$/.test(v) ? Number(v) : null);
+const whole = (v: string | number | undefined): number | null =>
+  typeof v === 'number' ? (Number.isSafeInteger(v) && v >= 0 ? v : null) : v !== undefined && /^\d+$/.test(v) ? Number(v) : null;
 
 /** null unless all three figures are there (the test driver prints none; the caller then asks the binding). */
 export function cpuFromDomStats(d: DomStats): DomStatsCpu | null {
@@ -18,5 +21,5 @@ export function cpuFromDomStats(d: DomStats): DomStatsCpu | null {
   const vcpus = whole(d.values.get('vcpu.current'));
   const memKiB = whole(d.values.get('balloon.current'));
   if (cpuNs === null || vcpus === null || vcpus < 1 || memKiB === null) return null;
-  return { cpuNs, vcpus, memKiB };
+  return { cpuNs, vcpus, memKiB, rssKiB: whole(d.values.get('balloon.rss')) };
 }

@@ -1,9 +1,15 @@
 import type { RamKind } from './sample.js';
 
+/** A domain's statistics by name: text from `virsh domstats --raw`, or numbers from libvirt's typed parameters. */
+export interface StatValues {
+  get(key: string): string | number | undefined;
+  has(key: string): boolean;
+}
+
 /** One domain's block of `virsh domstats --raw` output: "Domain: 'name'" then "  key=value" lines. */
 export interface DomStats {
   name: string;
-  values: Map<string, string>;
+  values: StatValues;
 }
 
 /**
@@ -12,7 +18,7 @@ export interface DomStats {
  */
 export function parseDomStats(text: string): DomStats[] {
   const out: DomStats[] = [];
-  let cur: DomStats | null = null;
+  let cur: Map<string, string> | null = null;
   let at = 0;
   const n = text.length;
   while (at < n) {
@@ -22,14 +28,14 @@ export function parseDomStats(text: string): DomStats[] {
       let close = end;
       while (close > at && text.charCodeAt(close - 1) <= 32) close--;
       if (text.charCodeAt(close - 1) === 39 /* ' */ && close - 1 >= at + 9) {
-        cur = { name: text.slice(at + 9, close - 1), values: new Map() };
-        out.push(cur);
+        cur = new Map();
+        out.push({ name: text.slice(at + 9, close - 1), values: cur });
       }
     } else if (cur && (text.charCodeAt(at) === 32 || text.charCodeAt(at) === 9)) {
       let k = at;
       while (k < end && (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 9)) k++;
       const eq = text.indexOf('=', k);
-      if (eq > k && eq < end && KEY.test(text.slice(k, eq))) cur.values.set(text.slice(k, eq), text.slice(eq + 1, end));
+      if (eq > k && eq < end && KEY.test(text.slice(k, eq))) cur.set(text.slice(k, eq), text.slice(eq + 1, end));
     }
     at = end + 1;
   }
@@ -44,7 +50,7 @@ const KEY = /^[A-Za-z0-9_.-]+$/;
  * once a stats period is set and the guest has a balloon driver. Falls back to `balloon.rss`
  * (QEMU's resident memory, when reported) and only then to the assigned size.
  */
-export function domStatsRam(v: Map<string, string>): { kib: number; kind: RamKind } | null {
+export function domStatsRam(v: StatValues): { kib: number; kind: RamKind } | null {
   const n = (k: string) => (v.has(k) ? Number(v.get(k)) : NaN);
   const available = n('balloon.available');
   const unused = n('balloon.unused');

@@ -47,6 +47,9 @@ const NET: [keyof IoCounters, string][] = [
   ['netOutPkts', 'tx.pkts'],
 ];
 
+/** The same, by device kind (stats-plan.ts reads them by index). */
+export const IO_SOURCE_KEYS: Record<'block' | 'net', readonly [keyof IoCounters, string][]> = { block: BLOCK, net: NET };
+
 export function zeroCounters(): IoCounters {
   return { diskRdBytes: 0, diskWrBytes: 0, diskRdOps: 0, diskWrOps: 0, netInBytes: 0, netOutBytes: 0, netInPkts: 0, netOutPkts: 0 };
 }
