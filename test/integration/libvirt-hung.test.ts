@@ -1,40 +1,25 @@
-import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LibvirtConnection } from '../../src/adapters/libvirt/connection.js';
 import { CallLimit } from '../../src/adapters/libvirt/call-limit.js';
 import { domainList } from '../../src/adapters/libvirt/domain.js';
+import { startHungLibvirtd, type HungLibvirtd } from '../helpers/hung-libvirtd.js';
 
-/**
- * A libvirtd that accepts connections and never answers — what a SIGSTOPped libvirtd looks
- * like to a client (the kernel still accepts on its socket). The real binding talks to it.
- */
-let dir: string;
-let server: Server;
-const sockets: Socket[] = [];
+/** The real binding against a libvirtd that never answers (a SIGSTOPped one, to a client). */
+let hung: HungLibvirtd;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'kf-hung-'));
-  server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(join(dir, 'libvirt-sock'), r));
+  hung = await startHungLibvirtd();
 });
 
-afterAll(async () => {
-  // Closing the sockets gives every blocked libvirt call its EOF, so its thread returns.
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => server.close(r));
-  rmSync(dir, { recursive: true, force: true });
-});
+// Closing the sockets gives every blocked libvirt call its EOF, so its thread returns.
+afterAll(() => hung.close());
 
 describe('a libvirtd that does not answer', () => {
   it('fails with "libvirt does not answer" within the timeout, and file I/O stays fast while calls are stuck', async () => {
-    const uri = `qemu+unix:///system?socket=${join(dir, 'libvirt-sock')}`;
+    const uri = hung.uri;
     const limit = new CallLimit(2);
     const conns = Array.from({ length: 4 }, () => new LibvirtConnection(uri, 800, limit));
     const t0 = Date.now();
@@ -48,7 +33,7 @@ describe('a libvirtd that does not answer', () => {
     expect(took).toBeLessThan(5_000);
     expect(limit.busy).toBe(2);
     // Both stuck calls still hold pool threads; file reads (the same libuv pool) are not starved.
-    const f = join(dir, 'probe');
+    const f = join(hung.dir, 'probe');
     writeFileSync(f, 'x'.repeat(1000));
     const r0 = Date.now();
     for (let i = 0; i < 20; i++) expect((await readFile(f, 'utf8')).length).toBe(1000);

@@ -1,13 +1,11 @@
-import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNativeDomStats, NativeDomStats, STATS_GROUP } from '../../src/adapters/libvirt/native-domstats.js';
 import { LibvirtConnection } from '../../src/adapters/libvirt/connection.js';
 import { LibvirtSampler } from '../../stats-daemon/libvirt-sampler.js';
 import { makeIoSource } from '../../stats-daemon/make-sampler.js';
 import { makeFixture } from '../helpers/fixture.js';
+import { startHungLibvirtd, type HungLibvirtd } from '../helpers/hung-libvirtd.js';
 
 /**
  * The statistics addon (native/domstats.c, built by scripts/build-native.sh, which
@@ -17,24 +15,13 @@ import { makeFixture } from '../helpers/fixture.js';
 const { addon, reason } = loadNativeDomStats();
 if (!addon) throw new Error(`the statistics addon is not built, so these tests cannot run: ${reason}`);
 
-let dir: string;
-let server: Server;
-const sockets: Socket[] = [];
+let hung: HungLibvirtd;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'kf-native-'));
-  server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(join(dir, 'libvirt-sock'), r));
+  hung = await startHungLibvirtd();
 });
 
-afterAll(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => server.close(r));
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => hung.close());
 
 describe('the statistics addon', () => {
   it('lists every running VM with its name, UUID and ID, and none that is shut off', async () => {
@@ -96,17 +83,16 @@ describe('the statistics addon', () => {
   });
 
   it('times out on a libvirtd that does not answer, starts no second call meanwhile, and recovers when the call returns', async () => {
-    const uri = `qemu+unix:///system?socket=${join(dir, 'libvirt-sock')}`;
-    const stats = new NativeDomStats(addon, uri, 800);
+    const stats = new NativeDomStats(addon, hung.uri, 800);
     const t0 = Date.now();
     await expect(stats.read()).rejects.toThrow(/^libvirt does not answer: opening the connection got no reply in 1 s\.$/);
     expect(Date.now() - t0).toBeLessThan(4_000);
-    const accepted = sockets.length;
+    const accepted = hung.sockets.length;
     await expect(stats.read()).rejects.toThrow(/^libvirt does not answer: the last statistics call to .* has not returned yet\.$/);
-    expect(sockets.length).toBe(accepted); // no new connection attempt while the first is stuck
+    expect(hung.sockets.length).toBe(accepted); // no new connection attempt while the first is stuck
     // The stuck open gets its EOF; its thread returns, and the next read connects afresh
     // (this libvirtd still never answers, so that attempt times out in its turn).
-    for (const s of sockets.splice(0)) s.destroy();
+    hung.hangUp();
     const t1 = Date.now();
     let e: Error | null;
     for (;;) {
@@ -117,7 +103,7 @@ describe('the statistics addon', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(e!.message).toMatch(/^libvirt does not answer: opening the connection got no reply in 1 s\.$/);
-    expect(sockets.length).toBe(1);
+    expect(hung.sockets.length).toBe(1);
     stats.close();
   });
 });
