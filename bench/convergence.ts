@@ -3,7 +3,8 @@
  *   a busy guest (ferry_dirty=64, 256 MiB RAM) over a link shaped so that pre-copy cannot
  *   converge (rate picked from the guest's measured dirty rate, printed), moved by
  *     1. plain `virsh migrate --live --copy-storage-all` with a 180 s cap (then aborted),
- *     2. kvm-ferry `safe`, 3. kvm-ferry `fast-finish` (post-copy);
+ *     2. kvm-ferry `safe` without delta compression (XBZRLE) and `safe` as it runs by default (with it),
+ *     3. kvm-ferry `fast-finish` (post-copy; XBZRLE off so that post-copy is what is measured);
  *   an idle guest moved by kvm-ferry `safe` and by the plain virsh command (same link).
  * Each busy move prints whether the guest still counts afterwards: on the lab busy TCG guests
  * moved over a shaped link were seen to oops on the destination (see the convergence e2e test).
@@ -12,7 +13,8 @@
  * old value at once, also on failure.
  *
  * Last line: plain_done plain_s safe_done safe_s safe_downtime_ms postcopy_done postcopy_s
- *            postcopy_downtime_ms predicted_safe_s idle_wall_ratio
+ *            postcopy_downtime_ms predicted_safe_s idle_wall_ratio small_safe_done small_safe_s
+ *            small_safe_downtime_ms safe_xbzrle_pages safe_noxbzrle_done
  * Targets: safe_done=1 with safe_s ≤ 120 and safe_downtime_ms ≤ 500; postcopy_downtime_ms ≤ 300;
  * predicted_safe_s within ±30 % of safe_s; idle_wall_ratio ≤ 1.1.
  */
@@ -80,11 +82,12 @@ async function alive(vm: string): Promise<boolean> {
   return false;
 }
 
-async function ferry(vm: string, policy: string): Promise<{ job: any; check: any }> {
+async function ferry(vm: string, policy: string, extra: Record<string, unknown> = {}): Promise<{ job: any; check: any }> {
   const [from, to] = where(vm);
-  const check = (await http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate/check`, { to: to.name, mode: 'live', policy })).json;
+  const body = { to: to.name, mode: 'live', policy, ...extra };
+  const check = (await http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate/check`, body)).json;
   if (!check.go) throw new Error(`${policy} pre-flight of ${vm} says no: ${JSON.stringify(check.checks.filter((c: any) => !c.ok))}`);
-  const r = await http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate?wait=600`, { to: to.name, mode: 'live', policy });
+  const r = await http(from.url, 'POST', `/api/nodes/${from.name}/vms/${vm}/migrate?wait=600`, body);
   return { job: r.json.job, check };
 }
 
@@ -113,6 +116,13 @@ async function main() {
     say(`plain virsh (busy): ${plain.done ? 'done' : 'not done'} after ${plain.s.toFixed(1)} s${plain.done ? '' : ' (aborted at the cap)'}`);
     await waitFor('the busy guest to run after the plain attempt', 60_000, () => domains(A.name).concat(domains(B.name)).includes(BUSY.name));
 
+    // Safe without delta compression first (it stops at its budget: no pause covers 64 MiB and
+    // a TCG guest's tight loop outruns auto-converge), then safe as it runs by default, with it.
+    const bare = await ferry(BUSY.name, 'safe', { xbzrle: 'off' });
+    const bareDone = bare.job?.state === 'ok';
+    say(`kvm-ferry safe without XBZRLE (busy): ${bare.job?.state} in ${bareDone ? (bare.job.result.durationMs / 1000).toFixed(1) : 'nan'} s; ${JSON.stringify(bare.job?.result?.convergence ?? {})}${bareDone ? '' : ` ${bare.job?.message}`}`);
+    await waitFor('the busy guest to run after safe without XBZRLE', 60_000, () => domains(A.name).concat(domains(B.name)).includes(BUSY.name));
+
     const safe = await ferry(BUSY.name, 'safe');
     const predictedSafeS = safe.check.prediction?.chosen?.totalSec ?? NaN;
     const sc = safe.job?.result?.convergence ?? {};
@@ -124,7 +134,8 @@ async function main() {
     writeFileSync(UFFD, '1');
     let ff: { job: any; check: any };
     try {
-      ff = await ferry(BUSY.name, 'fast-finish');
+      // Post-copy is what this run measures: without delta compression, which would finish it in pre-copy.
+      ff = await ferry(BUSY.name, 'fast-finish', { xbzrle: 'off' });
     } finally {
       writeFileSync(UFFD, uffdBefore);
     }
@@ -148,13 +159,14 @@ async function main() {
     await waitFor('the small guest to count', 120_000, () => counterOf(A.name, SMALL.name) >= 5);
     lab('shape', A.name, `${mbit}mbit`);
     lab('shape', B.name, `${mbit}mbit`);
-    const small = await ferry(SMALL.name, 'safe');
+    // Delta compression off: the downtime steps are what this run measures.
+    const small = await ferry(SMALL.name, 'safe', { xbzrle: 'off' });
     const smc = small.job?.result?.convergence ?? {};
     const smallDone = small.job?.state === 'ok';
     say(`kvm-ferry safe (3 MiB working set): ${small.job?.state}${smallDone ? `, guest alive after: ${await alive(SMALL.name)}` : ''} in ${smallDone ? small.job.result.durationMs / 1000 : NaN} s, predicted ${small.check.prediction?.chosen?.totalSec} s, plain predicted to converge: ${small.check.prediction?.plain?.converges}; ${JSON.stringify(smc)}`);
 
     const f = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'nan');
-    say(`plain_done=${plain.done ? 1 : 0} plain_s=${f(plain.s)} safe_done=${safeDone ? 1 : 0} safe_s=${f(safeS)} safe_downtime_ms=${f(safeDowntime, 0)} postcopy_done=${ffDone ? 1 : 0} postcopy_s=${f(ffS)} postcopy_downtime_ms=${f(ffDowntime, 0)} predicted_safe_s=${f(predictedSafeS)} idle_wall_ratio=${f(idleSafeS / idlePlain.s, 3)} small_safe_done=${smallDone ? 1 : 0} small_safe_s=${f(smallDone ? small.job.result.durationMs / 1000 : NaN)} small_safe_downtime_ms=${f(smc.downtimeMs ?? NaN, 0)}`);
+    say(`plain_done=${plain.done ? 1 : 0} plain_s=${f(plain.s)} safe_done=${safeDone ? 1 : 0} safe_s=${f(safeS)} safe_downtime_ms=${f(safeDowntime, 0)} postcopy_done=${ffDone ? 1 : 0} postcopy_s=${f(ffS)} postcopy_downtime_ms=${f(ffDowntime, 0)} predicted_safe_s=${f(predictedSafeS)} idle_wall_ratio=${f(idleSafeS / idlePlain.s, 3)} small_safe_done=${smallDone ? 1 : 0} small_safe_s=${f(smallDone ? small.job.result.durationMs / 1000 : NaN)} small_safe_downtime_ms=${f(smc.downtimeMs ?? NaN, 0)} safe_xbzrle_pages=${sc.xbzrle?.pages ?? 'nan'} safe_noxbzrle_done=${bareDone ? 1 : 0}`);
   } finally {
     writeFileSync(UFFD, uffdBefore);
     lab('down');

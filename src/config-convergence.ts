@@ -1,6 +1,7 @@
 import type { ConvergencePolicy } from './domain/convergence/types.js';
 import { CONVERGENCE_POLICIES } from './domain/convergence/types.js';
 import { EMULATED_MEMORY_COPY, type EmulatedMemoryCopy } from './domain/convergence/memory-copy.js';
+import type { XbzrleSetting } from './domain/convergence/delta-compression.js';
 
 /**
  * How a live migration is helped to finish (`convergence:` in the config). Defaults follow
@@ -33,9 +34,14 @@ export interface ConvergenceConfig {
    * live (only for a QEMU that carries the fix).
    */
   emulatedMemoryCopy: EmulatedMemoryCopy;
+  /**
+   * XBZRLE delta compression for safe and fast-finish (src/domain/convergence/delta-compression.ts):
+   * 'auto' = a cache of half the VM's RAM (64 MiB … 1 GiB), 0 = off, or the cache in MiB.
+   */
+  xbzrleCacheMiB: XbzrleSetting;
 }
 
-export const CONVERGENCE_KEYS = ['defaultPolicy', 'maxDowntimeMs', 'budgetSecPerGiB', 'budgetMinSec', 'stallIterations', 'throttleInitialPercent', 'throttleIncrementPercent', 'bandwidthMiBps', 'multifdConnections', 'measure', 'emulatedMemoryCopy'] as const;
+export const CONVERGENCE_KEYS = ['defaultPolicy', 'maxDowntimeMs', 'budgetSecPerGiB', 'budgetMinSec', 'stallIterations', 'throttleInitialPercent', 'throttleIncrementPercent', 'bandwidthMiBps', 'multifdConnections', 'measure', 'emulatedMemoryCopy', 'xbzrleCacheMiB'] as const;
 
 export function defaultConvergenceConfig(): ConvergenceConfig {
   return {
@@ -50,6 +56,7 @@ export function defaultConvergenceConfig(): ConvergenceConfig {
     multifdConnections: 0,
     measure: true,
     emulatedMemoryCopy: 'auto',
+    xbzrleCacheMiB: 'auto',
   };
 }
 
@@ -72,6 +79,9 @@ export function parseConvergenceConfig(raw: unknown, fail: (key: string, message
   if (typeof measure !== 'boolean') fail('convergence.measure', 'must be true or false');
   const emulated = o.emulatedMemoryCopy ?? d.emulatedMemoryCopy;
   if (typeof emulated !== 'string' || !(EMULATED_MEMORY_COPY as readonly string[]).includes(emulated)) fail('convergence.emulatedMemoryCopy', `must be one of ${EMULATED_MEMORY_COPY.join(', ')}`);
+  const xbzrle = o.xbzrleCacheMiB ?? d.xbzrleCacheMiB;
+  if (xbzrle !== 'auto' && !(typeof xbzrle === 'number' && Number.isInteger(xbzrle) && (xbzrle === 0 || (xbzrle >= 4 && xbzrle <= 65_536))))
+    fail('convergence.xbzrleCacheMiB', 'must be auto, 0 (off) or a cache size in MiB from 4 to 65536');
   const c: ConvergenceConfig = {
     defaultPolicy: policy as ConvergencePolicy,
     maxDowntimeMs: int('maxDowntimeMs', 100, 10_000),
@@ -84,6 +94,7 @@ export function parseConvergenceConfig(raw: unknown, fail: (key: string, message
     multifdConnections: int('multifdConnections', 0, 32),
     measure: measure as boolean,
     emulatedMemoryCopy: emulated as EmulatedMemoryCopy,
+    xbzrleCacheMiB: xbzrle as XbzrleSetting,
   };
   if (c.multifdConnections === 1) fail('convergence.multifdConnections', 'must be 0 (off) or 2 or more connections');
   return c;

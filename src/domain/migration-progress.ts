@@ -23,6 +23,8 @@ export interface MigrationProgress {
   /** auto-converge's current vCPU throttle, percent. */
   throttlePercent: number | null;
   postcopyRequests: number | null;
+  /** XBZRLE, when on: pages and bytes sent as deltas, cache misses (sent whole), overflows (delta larger than the page). */
+  xbzrle: { pages: number; bytes: number; cacheMisses: number | null; overflow: number | null } | null;
 }
 
 const num = (raw: Record<string, string>, key: string): number | null => {
@@ -30,6 +32,13 @@ const num = (raw: Record<string, string>, key: string): number | null => {
   if (v === undefined || !/^\d+(\.\d+)?$/.test(v.trim())) return null;
   return Number(v.trim());
 };
+
+function xbzrleOf(raw: Record<string, string>): MigrationProgress['xbzrle'] {
+  const pages = num(raw, 'compression_pages');
+  const bytes = num(raw, 'compression_bytes');
+  if (pages === null || bytes === null) return null;
+  return { pages, bytes, cacheMisses: num(raw, 'compression_cache_misses'), overflow: num(raw, 'compression_overflow') };
+}
 
 /**
  * Parses `virsh domjobinfo --rawstats` ("Job type: N" then "name: value" lines with
@@ -71,6 +80,7 @@ export function parseDomJobInfoRaw(text: string): MigrationProgress | null {
     dirtyRateBps: dirtyPages === null ? null : dirtyPages * pageSize,
     throttlePercent: num(raw, 'auto_converge_throttle'),
     postcopyRequests: num(raw, 'memory_postcopy_requests'),
+    xbzrle: xbzrleOf(raw),
   };
 }
 

@@ -137,7 +137,7 @@ export function pageRoutes(deps: AppDeps): Router {
     let error: AppError | null = null;
     try {
       // Policy and cap are checked by the migrator (400 with a sentence on a bad value).
-      const conv = Object.fromEntries((['policy', 'bandwidthMiBps'] as const).filter((k) => typeof req.query[k] === 'string' && req.query[k] !== '').map((k) => [k, req.query[k] as string]));
+      const conv = Object.fromEntries((['policy', 'bandwidthMiBps', 'xbzrle'] as const).filter((k) => typeof req.query[k] === 'string' && req.query[k] !== '').map((k) => [k, req.query[k] as string]));
       check = await actions.migrateCheck(on, vm, { to, ...(mode ? { mode } : {}), ...flags, ...conv });
     } catch (e) {
       error = toAppError(e, log);

@@ -214,6 +214,8 @@ describe('live migration between two lab nodes', () => {
       expect(await disk.getAttribute('data-decision')).toBe('copy');
       expect(await disk.innerText()).toMatch(/✓[\s\S]*\/var\/lib\/kvm-ferry\/images\/ferry-live\.qcow2[\s\S]*Mirrored to lab-b while the VM runs/);
       expect(await page.locator('tr.plan-no').count()).toBe(0);
+      // Delta compression as the node's config says, unless the admin picks on or off.
+      expect(await page.locator('#xbzrle').inputValue()).toBe('');
       await page.locator('#migrate-now').click();
       await page.waitForURL(/\/nodes\/lab-a\/jobs\/\d+$/);
       // Sample the bar as the events move it, until the page shows the outcome.

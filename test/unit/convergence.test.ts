@@ -4,6 +4,7 @@ import { parseConvergenceConfig, defaultConvergenceConfig } from '../../src/conf
 import { parseConvergenceChoice } from '../../src/services/migration/convergence-preflight.js';
 import { parseDirtyRateStats, buildDirtyRateCalcArgs, buildSetMaxDowntimeArgs, buildPostcopyArgs } from '../../src/adapters/virsh/convergence-args.js';
 import { buildMigrateArgs } from '../../src/adapters/virsh/migrate-args.js';
+import { autoXbzrleCacheMiB, decideXbzrle } from '../../src/domain/convergence/delta-compression.js';
 import { linkRate, parseSinkOutput } from '../../src/adapters/ssh/link-test.js';
 import { userfaultfdProblem } from '../../src/services/migration/measure.js';
 import { parseDomJobInfoRaw, truthfulPercent, type MigrationProgress } from '../../src/domain/migration-progress.js';
@@ -131,11 +132,18 @@ describe('convergence config and request', () => {
     expect(() => parseConvergenceConfig({ multifdConnections: 1 }, fail)).toThrow(/^convergence\.multifdConnections: /);
     expect(() => parseConvergenceConfig({ measure: 'yes' }, fail)).toThrow(/^convergence\.measure: /);
     expect(() => parseConvergenceConfig({ nope: 1 }, fail)).toThrow(/^convergence\.nope: unknown key/);
+    for (const bad of ['on', -1, 2, 1.5, 70_000, '64']) expect(() => parseConvergenceConfig({ xbzrleCacheMiB: bad }, fail)).toThrow(/^convergence\.xbzrleCacheMiB: must be auto, 0 \(off\) or a cache size in MiB from 4 to 65536$/);
+    expect(parseConvergenceConfig({ xbzrleCacheMiB: 0 }, fail).xbzrleCacheMiB).toBe(0);
+    expect(parseConvergenceConfig({ xbzrleCacheMiB: 256 }, fail).xbzrleCacheMiB).toBe(256);
+    expect(defaultConvergenceConfig().xbzrleCacheMiB).toBe('auto');
   });
   it('policy and bandwidth from a request: default from config, bad values a sentence', () => {
     const cfg = defaultConvergenceConfig();
-    expect(parseConvergenceChoice({}, cfg)).toEqual({ policy: 'safe', bandwidthMiBps: 0 });
-    expect(parseConvergenceChoice({ policy: 'strict', bandwidthMiBps: '40' }, cfg)).toEqual({ policy: 'strict', bandwidthMiBps: 40 });
+    expect(parseConvergenceChoice({}, cfg)).toEqual({ policy: 'safe', bandwidthMiBps: 0, xbzrle: null });
+    expect(parseConvergenceChoice({ xbzrle: 'off' }, cfg).xbzrle).toBe(false);
+    expect(parseConvergenceChoice({ xbzrle: true }, cfg).xbzrle).toBe(true);
+    expect(() => parseConvergenceChoice({ xbzrle: 'maybe' }, cfg)).toThrow('Delta compression (xbzrle) must be on or off.');
+    expect(parseConvergenceChoice({ policy: 'strict', bandwidthMiBps: '40' }, cfg)).toEqual({ policy: 'strict', bandwidthMiBps: 40, xbzrle: null });
     for (const bad of [{ policy: 'turbo' }, { policy: 3 }, { bandwidthMiBps: -1 }, { bandwidthMiBps: '1e3' }, { bandwidthMiBps: 1.5 }, { bandwidthMiBps: '10; rm -rf /' }, { bandwidthMiBps: 100_001 }]) {
       expect(() => parseConvergenceChoice(bad, cfg)).toThrow(AppError);
     }
@@ -156,6 +164,41 @@ describe('virsh and sink parsing', () => {
     const args = buildMigrateArgs({ sourceUri: 'qemu:///system', uuid: u, destUri: 'qemu+ssh://b/system', dataAddress: '10.0.0.2', mode: 'live', copyTargets: ['vda'], bandwidthMiBps: 40, autoConverge: { initialPercent: 20, incrementPercent: 10 }, postcopy: true });
     expect(args).toEqual(expect.arrayContaining(['--auto-converge', '--auto-converge-initial', '20', '--auto-converge-increment', '10', '--postcopy', '--bandwidth', '40']));
     expect(args).not.toContain('--parallel');
+    expect(args).not.toContain('--compressed');
+    const x = buildMigrateArgs({ sourceUri: 'qemu:///system', uuid: u, destUri: 'qemu+ssh://b/system', dataAddress: '10.0.0.2', mode: 'live', xbzrleCacheBytes: 128 * MiB });
+    expect(x.join(' ')).toContain(`--compressed --comp-methods xbzrle --comp-xbzrle-cache ${128 * MiB}`);
+    // Offline moves copy no memory: nothing to compress.
+    expect(buildMigrateArgs({ sourceUri: 'qemu:///system', uuid: u, destUri: 'qemu+ssh://b/system', dataAddress: '10.0.0.2', mode: 'offline', xbzrleCacheBytes: 128 * MiB })).not.toContain('--compressed');
+  });
+  it('XBZRLE: on for safe and fast-finish with half the RAM as cache, off where it cannot help or mix', () => {
+    const base = { policy: 'safe' as const, paused: false, multifd: false, ramBytes: 256 * MiB, setting: 'auto' as const, requested: null };
+    expect(decideXbzrle(base).cacheBytes).toBe(128 * MiB);
+    expect(decideXbzrle(base).reason).toBe('Delta compression (XBZRLE) is on: a page the VM rewrites during the copy is re-sent as its changes, with a 128 MiB cache on this node (half the VM\u2019s memory, 64 MiB to 1 GiB).');
+    expect(decideXbzrle({ ...base, policy: 'fast-finish' }).cacheBytes).toBe(128 * MiB);
+    expect(autoXbzrleCacheMiB(64 * MiB)).toBe(64);
+    expect(autoXbzrleCacheMiB(3000 * MiB)).toBe(1024);
+    expect(autoXbzrleCacheMiB(64 * 1024 * MiB)).toBe(1024);
+    expect(autoXbzrleCacheMiB(1000 * MiB)).toBe(256);
+    expect(decideXbzrle({ ...base, setting: 512 }).cacheBytes).toBe(512 * MiB);
+    // Asked for on a node whose config has it off: the automatic cache.
+    expect(decideXbzrle({ ...base, setting: 0, requested: true }).cacheBytes).toBe(128 * MiB);
+    for (const [over, why] of [
+      [{ policy: 'strict' }, 'the strict policy copies memory plainly'],
+      [{ paused: true }, 'the VM is paused for its copy, so no page is sent twice'],
+      [{ multifd: true }, 'multifd is on (convergence.multifdConnections), and QEMU does not combine the two'],
+      [{ setting: 0 }, 'convergence.xbzrleCacheMiB is 0'],
+      [{ requested: false }, 'it was turned off for this migration'],
+      [{ requested: false, setting: 512 }, 'it was turned off for this migration'],
+    ] as const) {
+      const d = decideXbzrle({ ...base, ...over });
+      expect(d.cacheBytes).toBeNull();
+      expect(d.reason).toBe(`Delta compression (XBZRLE) is not used: ${why}.`);
+    }
+  });
+  it('reads XBZRLE counters from domjobinfo when QEMU reports them', () => {
+    const text = 'Job type: 3\ndata_total: 100\ndata_processed: 100\ndata_remaining: 0\ncompression_cache: 134217728\ncompression_bytes: 917504\ncompression_pages: 65536\ncompression_cache_misses: 12\ncompression_overflow: 3\n';
+    expect(parseDomJobInfoRaw(text)!.xbzrle).toEqual({ pages: 65536, bytes: 917504, cacheMisses: 12, overflow: 3 });
+    expect(parseDomJobInfoRaw('Job type: 2\ndata_total: 100\ndata_processed: 50\n')!.xbzrle).toBeNull();
   });
   it('reads the link sink and the userfaultfd sysctl', () => {
     expect(parseSinkOutput('bytes=9437184 secs=2.500000\n')).toEqual({ bytes: 9437184, seconds: 2.5 });
@@ -181,7 +224,7 @@ describe('the progress a live copy shows', () => {
   const sample = (memRemaining: number, over: Partial<MigrationProgress> = {}): MigrationProgress => ({
     percent: 0, dataTotalBytes: 160 * MiB, dataProcessedBytes: 160 * MiB - memRemaining, dataRemainingBytes: memRemaining, memoryTotalBytes: 160 * MiB,
     memoryProcessedBytes: 160 * MiB - memRemaining, diskTotalBytes: null, diskProcessedBytes: null, speedBps: 10 * MiB, etaSec: null, elapsedMs: 5000,
-    downtimeMs: null, memoryIteration: 1, memoryRemainingBytes: memRemaining, dirtyRateBps: null, throttlePercent: null, postcopyRequests: null, ...over,
+    downtimeMs: null, memoryIteration: 1, memoryRemainingBytes: memRemaining, dirtyRateBps: null, throttlePercent: null, postcopyRequests: null, xbzrle: null, ...over,
   });
   const plan = { choice: { policy: 'safe', bandwidthMiBps: 0 }, settings: settings('safe'), budgetSec: 60, ramBytes: 160 * MiB, diskBytes: 0, checks: [], prediction: null, predictionProblems: [], memoryCopy: { mode: 'paused', emulated: true, qemuVersion: '7.2.22', reason: null } } as unknown as ConvergencePlan;
   const result = (memoryCopy: 'live' | 'paused'): LiveCopyResult => ({ last: null, iterations: 1, maxThrottlePercent: 0, downtimeLimitMs: 100, postcopy: false, actions: [], averageBps: null, memoryCopy, guestPausedMs: null });

@@ -42,6 +42,7 @@ describe('parseDomJobInfoRaw', () => {
       dirtyRateBps: null,
       throttlePercent: null,
       postcopyRequests: null,
+      xbzrle: null,
     });
   });
 

@@ -20,6 +20,8 @@ export interface MigrateArgsInput {
   postcopy?: boolean;
   /** Live: multifd with this many connections (≥ 2). */
   parallelConnections?: number;
+  /** Live: XBZRLE delta compression of re-sent pages, with this cache (bytes) on the source. */
+  xbzrleCacheBytes?: number;
 }
 
 /** IPv6 addresses need brackets inside a URI. */
@@ -48,6 +50,7 @@ export function buildMigrateArgs(input: MigrateArgsInput): string[] {
     if (input.autoConverge) args.push('--auto-converge', '--auto-converge-initial', String(input.autoConverge.initialPercent), '--auto-converge-increment', String(input.autoConverge.incrementPercent));
     if (input.postcopy) args.push('--postcopy');
     if (input.parallelConnections && input.parallelConnections >= 2) args.push('--parallel', '--parallel-connections', String(input.parallelConnections));
+    if (input.xbzrleCacheBytes) args.push('--compressed', '--comp-methods', 'xbzrle', '--comp-xbzrle-cache', String(input.xbzrleCacheBytes));
   } else {
     args.push('--offline', '--persistent', '--undefinesource');
   }

@@ -1,6 +1,7 @@
 import { badInput } from '../../errors.js';
 import { requireChoice } from '../../domain/numbers.js';
 import { CONVERGENCE_POLICIES, budgetSeconds, describePausedMove, describePrediction, predictMigration, type ConvergencePolicy, type PolicySettings, type Prediction } from '../../domain/convergence/index.js';
+import { decideXbzrle, type XbzrleDecision } from '../../domain/convergence/delta-compression.js';
 import { decideMemoryCopy, pausedForecast, type MemoryCopyDecision } from '../../domain/convergence/memory-copy.js';
 import { emulatorVersionText } from '../../adapters/host/qemu-version.js';
 import type { ConvergenceConfig } from '../../config-convergence.js';
@@ -14,6 +15,8 @@ export interface ConvergenceChoice {
   policy: ConvergencePolicy;
   /** MiB/s; 0 = no cap. */
   bandwidthMiBps: number;
+  /** Delta compression (XBZRLE) asked on or off for this move, null = as the config says (the policy and the VM still decide; delta-compression.ts). */
+  xbzrle: boolean | null;
 }
 
 export const MAX_BANDWIDTH_MIBPS = 100_000;
@@ -28,7 +31,14 @@ export function parseConvergenceChoice(body: Record<string, unknown>, cfg: Conve
     if (!Number.isInteger(n) || n < 0 || n > MAX_BANDWIDTH_MIBPS) throw badInput('bandwidthMiBps', `The bandwidth cap must be a whole number of MiB/s from 0 (no cap) to ${MAX_BANDWIDTH_MIBPS}.`);
     bandwidthMiBps = n;
   }
-  return { policy, bandwidthMiBps };
+  const x = body.xbzrle;
+  let xbzrle: boolean | null = null;
+  if (x !== undefined && x !== null && x !== '') {
+    if (x === true || x === 'on' || x === 'true') xbzrle = true;
+    else if (x === false || x === 'off' || x === 'false') xbzrle = false;
+    else throw badInput('xbzrle', 'Delta compression (xbzrle) must be on or off.');
+  }
+  return { policy, bandwidthMiBps, xbzrle };
 }
 
 export interface PredictionReport extends Prediction {
@@ -54,6 +64,8 @@ export interface ConvergencePlan {
   predictionProblems: string[];
   /** Live (pre-copy under the policy) or paused for the whole copy (an emulated guest on an affected QEMU). */
   memoryCopy: MemoryCopyDecision;
+  /** XBZRLE delta compression of re-sent pages, and its cache. */
+  xbzrle: XbzrleDecision;
 }
 
 /** The VM as the convergence pre-flight needs it. */
@@ -98,7 +110,9 @@ export async function convergencePreflight(ctx: NodeContext, vm: ConvergenceVm, 
         : `Both nodes support post-copy. Risk: if the link to ${peer.name} breaks during post-copy, the VM is lost on both sides.`,
     });
   }
-  const base = { choice, settings, budgetSec, ramBytes, diskBytes, checks, memoryCopy };
+  const xbzrle = decideXbzrle({ policy: choice.policy, paused, multifd: choice.policy !== 'fast-finish' && cfg.multifdConnections >= 2, ramBytes, setting: cfg.xbzrleCacheMiB, requested: choice.xbzrle });
+  checks.push({ id: 'xbzrle', ok: true, message: xbzrle.reason });
+  const base = { choice, settings, budgetSec, ramBytes, diskBytes, checks, memoryCopy, xbzrle };
   if (!measureNow || !cfg.measure) return { ...base, prediction: null, predictionProblems: cfg.measure ? [] : ['Measuring is turned off (convergence.measure).'] };
   const m: Measurements = await measureForMigration(ctx, vm, peer);
   if (m.dirtyBps === null || m.linkBps === null) return { ...base, prediction: null, predictionProblems: m.problems };

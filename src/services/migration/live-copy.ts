@@ -58,6 +58,7 @@ export async function runLiveCopy(ctx: NodeContext, target: { name: string; uuid
     postcopy,
     // multifd and post-copy do not mix in QEMU 7.2.
     parallelConnections: !postcopy && cfg.multifdConnections >= 2 ? cfg.multifdConnections : undefined,
+    xbzrleCacheBytes: plan.xbzrle.cacheBytes ?? undefined,
   });
   const killer = new AbortController();
   let stalledFor: number | null = null;

@@ -254,7 +254,7 @@ export class VmMigrator {
         sourceRemoved: removed,
         ejectedMedia: ejected,
         stepMs: (enter('done'), stepMs),
-        ...(live ? { convergence: convergenceResult(req.convergence!, live, completed?.downtimeMs ?? null, (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0), Date.now() - started) } : {}),
+        ...(live ? { convergence: convergenceResult(req.convergence!, live, completed?.downtimeMs ?? null, (completed?.dataProcessedBytes ?? last?.dataProcessedBytes ?? 0), Date.now() - started, completed ?? last) } : {}),
       };
       job.progress({ step: 'done', ...(last ?? {}), percent: 100 });
       const down = result.downtimeMs === null ? '' : live?.guestPausedMs != null ? `; it was paused for ${(live.guestPausedMs / 1000).toFixed(1)} s while it moved` : `, ${result.downtimeMs} ms downtime`;
@@ -328,5 +328,5 @@ async function completedStats(peer: PeerNode, uuid: string): Promise<MigrationPr
 /** Policy, cap and prediction as the check answer, the job's params and the page show them. */
 function convergenceView(c: ConvergencePlan | null): Record<string, unknown> {
   if (!c) return {};
-  return { policy: c.choice.policy, bandwidthMiBps: c.choice.bandwidthMiBps, budgetSec: c.budgetSec, memoryCopy: c.memoryCopy, prediction: c.prediction, predictionProblems: c.predictionProblems };
+  return { policy: c.choice.policy, bandwidthMiBps: c.choice.bandwidthMiBps, xbzrle: c.choice.xbzrle, xbzrleCacheBytes: c.xbzrle.cacheBytes, budgetSec: c.budgetSec, memoryCopy: c.memoryCopy, prediction: c.prediction, predictionProblems: c.predictionProblems };
 }
